@@ -1,0 +1,2 @@
+/* output.c — not written yet. */
+typedef int mbx__placeholder_output;

@@ -1,0 +1,2 @@
+/* blocking.c — not written yet. */
+typedef int mbx__placeholder_blocking;

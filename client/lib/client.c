@@ -1,0 +1,2 @@
+/* client.c — not written yet. */
+typedef int mbx__placeholder_client;

@@ -1,0 +1,2 @@
+/* frame.c — not written yet. */
+typedef int mbx__placeholder_frame;

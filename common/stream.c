@@ -1,0 +1,2 @@
+/* stream.c — not written yet. */
+typedef int mbx__placeholder_stream;

@@ -1,0 +1,2 @@
+/* tls.c — not written yet. */
+typedef int mbx__placeholder_tls;

@@ -1,0 +1,2 @@
+/* logrec.c — not written yet. */
+typedef int mbx__placeholder_logrec;

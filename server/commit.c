@@ -1,0 +1,2 @@
+/* commit.c — not written yet. */
+typedef int mbx__placeholder_commit;

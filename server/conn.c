@@ -1,0 +1,2 @@
+/* conn.c — not written yet. */
+typedef int mbx__placeholder_conn;

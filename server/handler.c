@@ -1,0 +1,2 @@
+/* handler.c — not written yet. */
+typedef int mbx__placeholder_handler;

@@ -1,0 +1,2 @@
+/* node.c — not written yet. */
+typedef int mbx__placeholder_node;

@@ -1,0 +1,2 @@
+/* nodeconf.c — not written yet. */
+typedef int mbx__placeholder_nodeconf;

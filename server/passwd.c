@@ -1,0 +1,2 @@
+/* passwd.c — not written yet. */
+typedef int mbx__placeholder_passwd;

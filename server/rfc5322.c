@@ -1,0 +1,2 @@
+/* rfc5322.c — not written yet. */
+typedef int mbx__placeholder_rfc5322;

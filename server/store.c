@@ -1,0 +1,2 @@
+/* store.c — not written yet. */
+typedef int mbx__placeholder_store;

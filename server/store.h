@@ -1,0 +1,206 @@
+/* store.h — one mailbox database: an LMDB environment holding mailboxes, folders,
+ * items, change indexes and the log.
+ *
+ * Thread rules. Any thread may read (mbx_store_rtxn_*), with short read
+ * transactions only. Exactly one thread per store writes (the group-commit writer,
+ * server/commit.c): it opens a write transaction, runs each client request as a
+ * *unit* (a nested LMDB transaction: a failed unit leaves no trace), then commits.
+ * Commit appends one log record holding the ops of all successful units, in the same
+ * LMDB transaction, and returns once the transaction is durable (fsync).
+ *
+ * Every write operation below is prepare + apply: prepare reads the current state,
+ * checks permissions/limits and decides every id and change number, producing ops;
+ * apply (mbx_store_apply_op) performs an op. Passives will replay the log through
+ * mbx_store_apply_record, i.e. through the very same apply code.
+ *
+ * Memory. Results are protobuf-c messages allocated in the caller's arena; they stay
+ * valid until the arena is reset. Bodies returned by reads point into LMDB's map and
+ * are borrowed until the read transaction ends.
+ *
+ * Errors. MBX_ENOTFOUND (unknown mailbox/folder/item, or one of another mailbox —
+ * never distinguishable), MBX_EEXIST, MBX_EINVAL, MBX_EPERM (e.g. renaming a
+ * well-known folder), MBX_EQUOTA, MBX_ETOOBIG, MBX_ESTATE (bad sync token),
+ * MBX_ENOSPC (map full), MBX_ESTORE (other LMDB failure), MBX_ECORRUPT.
+ * After a failed mbx_store_wtxn_commit the write transaction is gone (sticky: the
+ * caller must start a new one).
+ */
+#ifndef MBX_STORE_H
+#define MBX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "store.pb-c.h"
+
+struct mbx_store;
+struct mbx_wtxn;
+struct mbx_rtxn;
+
+struct mbx_store_options {
+  uint64_t map_size_bytes;            /* LMDB map size; default 64 GiB (sparse) */
+  uint64_t max_message_bytes;         /* default 35 MiB */
+  uint64_t log_retain_bytes;          /* keep at least the newest records up to this size;
+                                         older ones are truncated (replication will refine) */
+  uint64_t default_quota_warn_bytes;  /* used when a new mailbox gives none */
+  uint64_t default_quota_prohibit_bytes;
+};
+
+/* Fills defaults. */
+void mbx_store_options_default(struct mbx_store_options *opt);
+
+/* Opens (create=true: creates if missing) the database `name` in directory `dir`.
+ * error_r: a static/explanatory string on failure (may be NULL).
+ * Returns 0, MBX_ENOTFOUND (missing and !create), MBX_EEXIST (create of an existing
+ * one is fine: returns 0), MBX_ESTORE, MBX_ECORRUPT. */
+int mbx_store_open(const char *dir, const char *name, bool create,
+                   const struct mbx_store_options *opt, struct mbx_store **store_r,
+                   const char **error_r);
+/* Closes and sets *store to NULL. No transaction may be open. */
+void mbx_store_close(struct mbx_store **store);
+
+const char *mbx_store_name(const struct mbx_store *s);
+const char *mbx_store_path(const struct mbx_store *s);
+/* Last committed LSN and current epoch (atomic reads; any thread). */
+uint64_t mbx_store_last_lsn(const struct mbx_store *s);
+uint64_t mbx_store_epoch(const struct mbx_store *s);
+/* Random id made when the database was created; part of sync tokens. */
+uint64_t mbx_store_db_uid(const struct mbx_store *s);
+/* Size of the LMDB data file in bytes. */
+uint64_t mbx_store_file_bytes(const struct mbx_store *s);
+
+/* ---- write side: writer thread only ---------------------------------------- */
+
+int mbx_store_wtxn_begin(struct mbx_store *s, struct mbx_wtxn **w_r);
+/* Writes the log record (if any unit produced ops) with the store's epoch and the
+ * next LSN, commits durably, sets *w to NULL. lsn_r: the record's LSN (0 if none). */
+int mbx_store_wtxn_commit(struct mbx_wtxn **w, uint64_t *lsn_r);
+void mbx_store_wtxn_abort(struct mbx_wtxn **w);
+
+/* Units: every request's writes run between these. */
+int mbx_store_unit_begin(struct mbx_wtxn *w);
+/* status 0 keeps the unit's changes and ops; < 0 rolls them back. */
+void mbx_store_unit_end(struct mbx_wtxn *w, int status);
+
+struct mbx_mailbox_spec {
+  const char *address;
+  const char *const *aliases;
+  size_t n_aliases;
+  const char *display_name;
+  const char *password_hash;          /* already hashed (server/passwd.h) */
+  bool has_quota;                     /* false: the store's defaults */
+  uint64_t quota_warn_bytes, quota_prohibit_bytes;  /* 0 = unlimited */
+};
+
+int mbx_store_create_mailbox(struct mbx_wtxn *w, const struct mbx_mailbox_spec *spec,
+                             struct mbx_arena *a, Mbx__Mailbox **mb_r);
+
+/* Delivery by address (primary or alias, case-insensitive) into the Inbox. Checks
+ * max_message_bytes and the prohibit quota. Parses the RFC 5322 header summary. */
+int mbx_store_deliver(struct mbx_wtxn *w, const char *address, const uint8_t *body, size_t len,
+                      struct mbx_arena *a, Mbx__Item **item_r);
+/* A message into a given folder of a mailbox (drafts, sent items …). */
+int mbx_store_append(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id,
+                     const uint8_t *body, size_t len, uint32_t flags, int64_t received_us,
+                     struct mbx_arena *a, Mbx__Item **item_r);
+/* Event, contact, task or note: tmpl gives kind, the sub-message, flags, categories. */
+int mbx_store_create_item(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id,
+                          const Mbx__Item *tmpl, struct mbx_arena *a, Mbx__Item **item_r);
+/* categories != NULL: replace the item's categories with these n. */
+int mbx_store_set_flags(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t item_id,
+                        uint32_t add, uint32_t remove, const char *const *categories,
+                        size_t n_categories, struct mbx_arena *a, Mbx__Item **item_r);
+int mbx_store_move_item(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t item_id,
+                        uint64_t folder_id, struct mbx_arena *a, Mbx__Item **item_r);
+int mbx_store_copy_item(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t item_id,
+                        uint64_t folder_id, struct mbx_arena *a, Mbx__Item **item_r);
+/* hard=false moves to Deleted Items (an item already there is removed for good). */
+int mbx_store_delete_item(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t item_id, bool hard);
+int mbx_store_empty_folder(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id,
+                           uint64_t *count_r);
+int mbx_store_create_folder(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t parent_id,
+                            const char *name, Mbx__FolderClass cls, struct mbx_arena *a,
+                            Mbx__Folder **folder_r);
+/* Rename (name != NULL) and/or move (has_parent). Well-known folders: MBX_EPERM.
+ * Moving a folder under itself or a descendant: MBX_EINVAL. */
+int mbx_store_update_folder(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id,
+                            const char *name, bool has_parent, uint64_t parent_id,
+                            struct mbx_arena *a, Mbx__Folder **folder_r);
+/* Deletes a custom folder, its subfolders and their items. */
+int mbx_store_delete_folder(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id);
+
+/* ---- replay ------------------------------------------------------------------ */
+
+/* Applies one encoded log record (verified first) in its own durable write
+ * transaction, storing it in the log too. Its LSN must be last_lsn + 1
+ * (else MBX_ECORRUPT); the store's epoch becomes the record's. Writer thread only. */
+int mbx_store_apply_record(struct mbx_store *s, const uint8_t *rec, size_t len);
+
+/* ---- read side: any thread ------------------------------------------------- */
+
+int mbx_store_rtxn_begin(struct mbx_store *s, struct mbx_rtxn **r_r);
+void mbx_store_rtxn_end(struct mbx_rtxn **r);
+
+int mbx_store_lookup_address(struct mbx_rtxn *r, const char *address, uint64_t *mailbox_id_r);
+int mbx_store_get_mailbox(struct mbx_rtxn *r, uint64_t mailbox_id, struct mbx_arena *a,
+                          Mbx__Mailbox **mb_r);
+int mbx_store_list_mailboxes(struct mbx_rtxn *r, struct mbx_arena *a, Mbx__Mailbox ***v_r,
+                             size_t *n_r);
+/* All folders of a mailbox, parents before children. */
+int mbx_store_list_folders(struct mbx_rtxn *r, uint64_t mailbox_id, struct mbx_arena *a,
+                           Mbx__Folder ***v_r, size_t *n_r);
+int mbx_store_get_folder(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t folder_id,
+                         struct mbx_arena *a, Mbx__Folder **folder_r);
+/* Finds a folder by path ("Inbox", "Projects/2026") or well-known name, case-insensitive. */
+int mbx_store_find_folder(struct mbx_rtxn *r, uint64_t mailbox_id, const char *path,
+                          struct mbx_arena *a, Mbx__Folder **folder_r);
+/* Newest first (received time, then id). total_r: items in the folder. */
+int mbx_store_list_items(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t folder_id,
+                         uint32_t offset, uint32_t limit, struct mbx_arena *a,
+                         Mbx__Item ***v_r, size_t *n_r, uint64_t *total_r);
+/* body_r may be NULL; else the raw body (NULL/0 for items without one), borrowed
+ * until the read transaction ends. */
+int mbx_store_get_item(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t item_id,
+                       struct mbx_arena *a, Mbx__Item **item_r, const uint8_t **body_r,
+                       size_t *body_len_r);
+
+struct mbx_sync_result {
+  Mbx__Item **added, **changed;       /* folder sync */
+  Mbx__Folder **fadded, **fchanged;   /* hierarchy sync */
+  size_t n_added, n_changed;
+  uint64_t *deleted;
+  size_t n_deleted;
+  uint8_t *state;                     /* new opaque token, in the arena */
+  size_t state_len;
+  bool more;                          /* more changes remain: call again with state */
+};
+
+/* Changes in a folder since `state` (NULL/0 = everything). Walks the folder's change
+ * index from the token's change number: cost is proportional to the changes, not
+ * to the folder. max_changes 0 = 1000. A token of another folder/database or a
+ * garbled one: MBX_ESTATE. */
+int mbx_store_sync_folder(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t folder_id,
+                          const uint8_t *state, size_t state_len, uint32_t max_changes,
+                          struct mbx_arena *a, struct mbx_sync_result *res);
+/* The same for the mailbox's folder hierarchy (fadded/fchanged/deleted folder ids). */
+int mbx_store_sync_hierarchy(struct mbx_rtxn *r, uint64_t mailbox_id, const uint8_t *state,
+                             size_t state_len, uint32_t max_changes, struct mbx_arena *a,
+                             struct mbx_sync_result *res);
+
+struct mbx_store_digest {
+  uint8_t sha256[32];
+  uint64_t mailboxes, folders, items;
+  uint64_t last_lsn, epoch;
+};
+/* Deterministic hash of the logical content (mailboxes, folders, items, bodies;
+ * not the log, not LMDB page layout): equal on two copies with the same content. */
+int mbx_store_digest(struct mbx_rtxn *r, struct mbx_store_digest *d);
+
+/* Reads the encoded log record at lsn (borrowed until the read txn ends).
+ * MBX_ENOTFOUND if truncated or not yet written. */
+int mbx_store_read_log(struct mbx_rtxn *r, uint64_t lsn, const uint8_t **rec_r, size_t *len_r);
+/* Oldest LSN still in the log (0 if empty). */
+uint64_t mbx_store_first_lsn(struct mbx_rtxn *r);
+
+#endif

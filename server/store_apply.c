@@ -1,0 +1,2 @@
+/* store_apply.c — not written yet. */
+typedef int mbx__placeholder_store_apply;

@@ -1,0 +1,2 @@
+/* store_read.c — not written yet. */
+typedef int mbx__placeholder_store_read;

@@ -1,0 +1,2 @@
+/* store_sync.c — not written yet. */
+typedef int mbx__placeholder_store_sync;
