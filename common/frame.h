@@ -23,7 +23,7 @@ void mbx_wire_reader_init(struct mbx_wire_reader *r, size_t max_frame_bytes);
 void mbx_wire_reader_free(struct mbx_wire_reader *r);
 /* Adds received bytes. Returns 0 or MBX_ENOMEM. */
 int mbx_wire_feed(struct mbx_wire_reader *r, const uint8_t *data, size_t len);
-/* Next complete frame: returns 1 and sets *frame_r/*len_r (borrowed until the next
+/* Next complete frame: returns 1 and sets *frame_r and *len_r (borrowed until the next
  * feed/next call), 0 if more bytes are needed, MBX_EFRAME if the announced length is
  * over max_frame_bytes (the reader is then unusable). */
 int mbx_wire_next(struct mbx_wire_reader *r, const uint8_t **frame_r, size_t *len_r);

@@ -40,6 +40,10 @@ struct mbx_logrec {
  * Returns 0, MBX_ENOMEM, MBX_ELIMIT (over MBX_LOGREC_MAX_BYTES or out's limit). */
 int mbx_logrec_encode(uint64_t epoch, uint64_t lsn, int64_t time_us, const Mbx__LogOps *ops,
                       struct mbx_buf *out);
+/* The same for a payload that is already a packed mbx.LogOps (the store builds it
+ * op by op as units succeed, so it never packs twice). Same returns. */
+int mbx_logrec_encode_packed(uint64_t epoch, uint64_t lsn, int64_t time_us, const uint8_t *ops,
+                             size_t ops_len, struct mbx_buf *out);
 
 /* Parses and verifies a record (magic, version, lengths, CRC). On success fills rec,
  * whose ops pointer borrows from data. Returns 0 or MBX_ECORRUPT. Never reads past len. */

@@ -1,2 +1,1043 @@
-/* handler.c — not written yet. */
-typedef int mbx__placeholder_handler;
+/* handler.c — the node's request handlers. Rights are checked first (user requests
+ * need a logged-in mailbox, admin requests the operator role); reads answer at once
+ * from a short read transaction; writes run on the database's writer thread through
+ * the group committer and are answered only once durable; scrypt runs on the libuv
+ * threadpool. Every error carries a one-line message meant for a person. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "handler.h"
+#include "log.h"
+#include "mbx_error.h"
+#include "passwd.h"
+
+#define REQ_PENDING 1                 /* the handler will finish the request later */
+#define LIST_LIMIT_DEFAULT 50
+#define LIST_LIMIT_MAX 1000
+#define SYNC_MAX_DEFAULT 1000
+#define SYNC_MAX_LIMIT 10000
+
+/* ---- helpers ----------------------------------------------------------------------- */
+
+static int req_fail(struct mbx_req *r, int code, const char *fmt, ...)
+  __attribute__((format(printf, 3, 4)));
+
+static int req_fail(struct mbx_req *r, int code, const char *fmt, ...)
+{
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  r->status = code;
+  r->errmsg = mbx_arena_strdup(&r->arena, buf);
+  return code;
+}
+
+static struct mbx_node *req_node(struct mbx_req *r) { return r->conn->node; }
+
+/* A store error, worded for the object it concerns ("folder 12", "item 7"). */
+static int req_store_fail(struct mbx_req *r, int rc, const char *what)
+{
+  struct mbx_node *n = req_node(r);
+  switch (rc) {
+  case MBX_ENOTFOUND: return req_fail(r, rc, "%s not found", what);
+  case MBX_EEXIST: return req_fail(r, rc, "%s already exists", what);
+  case MBX_EQUOTA:
+    return req_fail(r, rc, "the mailbox is over its quota; delete items or ask for a larger quota");
+  case MBX_ETOOBIG:
+    return req_fail(r, rc, "message too large; the limit is %llu bytes",
+                    (unsigned long long)n->conf->max_message_bytes);
+  case MBX_ENOSPC:
+    return req_fail(r, rc, "database %s is full; the operator must raise db_map_size",
+                    r->db ? r->db->name : "?");
+  case MBX_ESTATE:
+    return req_fail(r, rc, "sync state is invalid or from another folder or database; "
+                           "sync again without a state");
+  case MBX_EPERM: return req_fail(r, rc, "%s is a well-known folder and cannot be changed", what);
+  case MBX_ENOTEMPTY: return req_fail(r, rc, "%s is not empty", what);
+  case MBX_EINVAL: return req_fail(r, rc, "invalid request for %s", what);
+  case MBX_ESHUTDOWN: return req_fail(r, rc, "node %s is shutting down", n->conf->node_name);
+  default: return req_fail(r, rc, "%s: %s", what, mbx_strerror(rc));
+  }
+}
+
+static const char *req_what(struct mbx_req *r, const char *kind, uint64_t id)
+{
+  return mbx_arena_printf(&r->arena, "%s %llu", kind, (unsigned long long)id);
+}
+
+static bool conn_is(const struct mbx_conn *c, Mbx__Role role)
+{
+  return c->has_role && c->role == role;
+}
+
+static void *req_pbnew(struct mbx_req *r, const ProtobufCMessageDescriptor *d)
+{
+  return mbx_arena_pbnew(&r->arena, d);
+}
+
+/* Opens the request's read transaction on db (ended when the request finishes). */
+static int req_read(struct mbx_req *r, struct mbx_db *db)
+{
+  if (!db || !db->store)
+    return req_fail(r, MBX_ESHUTDOWN, "database is not open");
+  if (r->rtxn)
+    mbx_store_rtxn_end(&r->rtxn);
+  int rc = mbx_store_rtxn_begin(db->store, &r->rtxn);
+  if (rc < 0)
+    return req_fail(r, rc, "database %s: cannot read: %s", db->name, mbx_strerror(rc));
+  return 0;
+}
+
+/* The mailbox holding address on any open database. */
+static int req_find_address(struct mbx_req *r, const char *address, struct mbx_db **db_r,
+                            uint64_t *mailbox_id_r)
+{
+  struct mbx_node *n = req_node(r);
+  for (size_t i = 0; i < n->n_dbs; i++) {
+    struct mbx_db *db = n->dbs[i];
+    struct mbx_rtxn *t;
+    if (!db->store || mbx_store_rtxn_begin(db->store, &t) < 0)
+      continue;
+    int rc = mbx_store_lookup_address(t, address, mailbox_id_r);
+    mbx_store_rtxn_end(&t);
+    if (rc == 0) {
+      *db_r = db;
+      return 0;
+    }
+  }
+  return MBX_ENOTFOUND;
+}
+
+static Mbx__MailboxInfo *req_mailbox_info(struct mbx_req *r, const struct mbx_db *db,
+                                          const Mbx__Mailbox *mb)
+{
+  Mbx__MailboxInfo *mi = req_pbnew(r, &mbx__mailbox_info__descriptor);
+  if (!mi)
+    return NULL;
+  mi->address = mb->address;
+  mi->database = (char *)db->name;
+  mi->display_name = mb->display_name;
+  mi->n_aliases = mb->n_aliases;
+  mi->aliases = mb->aliases;
+  mi->has_used_bytes = mi->has_item_count = 1;
+  mi->used_bytes = mb->used_bytes;
+  mi->item_count = mb->item_count;
+  mi->has_quota_warn_bytes = mi->has_quota_prohibit_bytes = 1;
+  mi->quota_warn_bytes = mb->quota_warn_bytes;
+  mi->quota_prohibit_bytes = mb->quota_prohibit_bytes;
+  return mi;
+}
+
+/* ---- writes through the group committer -------------------------------------------- */
+
+static int req_commit_run(struct mbx_wtxn *w, void *arg)
+{
+  struct mbx_req *r = arg;
+  return r->run(w, r);
+}
+
+static void req_commit_done(int status, uint64_t lsn, void *arg)
+{
+  struct mbx_req *r = arg;
+  r->status = status;
+  r->complete(r);
+  mbx_req_finish(r);
+}
+
+static int req_submit(struct mbx_req *r, struct mbx_db *db,
+                      int (*run)(struct mbx_wtxn *, struct mbx_req *),
+                      void (*complete)(struct mbx_req *))
+{
+  if (!db || !db->committer)
+    return req_fail(r, MBX_ESHUTDOWN, "database is not accepting writes (shutting down)");
+  r->db = db;
+  r->run = run;
+  r->complete = complete;
+  int rc = mbx_committer_submit(db->committer, req_commit_run, req_commit_done, r);
+  if (rc == MBX_EBUSY)
+    return req_fail(r, rc, "database %s is busy (%llu writes queued); try again", db->name,
+                    (unsigned long long)req_node(r)->conf->commit_queue_max);
+  if (rc < 0)
+    return req_fail(r, rc, "database %s: %s", db->name, mbx_strerror(rc));
+  return REQ_PENDING;
+}
+
+/* True when the mailbox is over its warning level (after a delivery/append). */
+static bool req_quota_warning(struct mbx_req *r, uint64_t mailbox_id)
+{
+  struct mbx_rtxn *t;
+  Mbx__Mailbox *mb = NULL;
+  if (!r->db->store || mbx_store_rtxn_begin(r->db->store, &t) < 0)
+    return false;
+  int rc = mbx_store_get_mailbox(t, mailbox_id, &r->arena, &mb);
+  mbx_store_rtxn_end(&t);
+  return rc == 0 && mb->quota_warn_bytes && mb->used_bytes > mb->quota_warn_bytes;
+}
+
+static void complete_item(struct mbx_req *r, const char *what, bool quota)
+{
+  if (r->status < 0) {
+    req_store_fail(r, r->status, what);
+    return;
+  }
+  Mbx__ItemResp *ir = req_pbnew(r, &mbx__item_resp__descriptor);
+  if (!ir) {
+    req_fail(r, MBX_ENOMEM, "out of memory building the response");
+    return;
+  }
+  ir->item = r->out.item;
+  if (quota && r->out.item) {
+    ir->has_quota_warning = 1;
+    ir->quota_warning = req_quota_warning(r, r->out.item->mailbox_id);
+  }
+  r->resp.body_case = MBX__RESPONSE__BODY_ITEM;
+  r->resp.item = ir;
+}
+
+static void complete_folder(struct mbx_req *r, const char *what)
+{
+  if (r->status < 0) {
+    req_store_fail(r, r->status, what);
+    return;
+  }
+  Mbx__FolderResp *fr = req_pbnew(r, &mbx__folder_resp__descriptor);
+  if (!fr) {
+    req_fail(r, MBX_ENOMEM, "out of memory building the response");
+    return;
+  }
+  fr->folder = r->out.folder;
+  r->resp.body_case = MBX__RESPONSE__BODY_FOLDER;
+  r->resp.folder = fr;
+}
+
+static void complete_count(struct mbx_req *r, const char *what)
+{
+  if (r->status < 0) {
+    req_store_fail(r, r->status, what);
+    return;
+  }
+  Mbx__CountResp *cr = req_pbnew(r, &mbx__count_resp__descriptor);
+  if (!cr) {
+    req_fail(r, MBX_ENOMEM, "out of memory building the response");
+    return;
+  }
+  cr->has_count = 1;
+  cr->count = r->out.count;
+  r->resp.body_case = MBX__RESPONSE__BODY_COUNT;
+  r->resp.count = cr;
+}
+
+/* ---- hello, ping, login ---------------------------------------------------------------- */
+
+static int h_hello(struct mbx_req *r)
+{
+  struct mbx_node *n = req_node(r);
+  Mbx__HelloResp *h = req_pbnew(r, &mbx__hello_resp__descriptor);
+  if (!h)
+    return MBX_ENOMEM;
+  h->has_protocol_version = h->has_max_frame_bytes = h->has_max_message_bytes = 1;
+  h->protocol_version = MBX_PROTOCOL_VERSION;
+  h->node = (char *)n->conf->node_name;
+  h->server_version = MBX_VERSION;
+  h->max_frame_bytes = n->conf->max_frame_bytes;
+  h->max_message_bytes = n->conf->max_message_bytes;
+  r->resp.body_case = MBX__RESPONSE__BODY_HELLO;
+  r->resp.hello = h;
+  return 0;
+}
+
+static int h_ping(struct mbx_req *r)
+{
+  Mbx__PingResp *p = req_pbnew(r, &mbx__ping_resp__descriptor);
+  if (!p)
+    return MBX_ENOMEM;
+  p->has_time_us = 1;
+  p->time_us = mbx_now_us();
+  r->resp.body_case = MBX__RESPONSE__BODY_PING;
+  r->resp.ping = p;
+  return 0;
+}
+
+static const char *role_name(Mbx__Role role)
+{
+  switch (role) {
+  case MBX__ROLE__ROLE_OPERATOR: return "operator";
+  case MBX__ROLE__ROLE_TRANSPORT: return "transport";
+  default: return "user";
+  }
+}
+
+static void login_work(uv_work_t *w)
+{
+  struct mbx_req *r = w->data;
+  const char *pw = r->rq->login->password ? r->rq->login->password : "";
+  r->work_rc = mbx_passwd_verify(pw, r->hash);
+}
+
+static void login_after(uv_work_t *w, int status)
+{
+  struct mbx_req *r = w->data;
+  struct mbx_conn *c = r->conn;
+  Mbx__LoginReq *l = r->rq->login;
+  Mbx__Role role = l->has_role ? l->role : MBX__ROLE__ROLE_USER;
+  if (status == UV_ECANCELED) {
+    req_fail(r, MBX_ESHUTDOWN, "node is shutting down");
+  } else if (!r->found || r->work_rc != 0) {
+    if (role == MBX__ROLE__ROLE_USER)
+      mbx_warning("login failed: user %.200s from %s", l->user, c->peer);
+    else
+      mbx_warning("login failed: %s password from %s", role_name(role), c->peer);
+    req_fail(r, MBX_EAUTH, "authentication failed");
+  } else {
+    Mbx__LoginResp *lr = req_pbnew(r, &mbx__login_resp__descriptor);
+    if (!lr) {
+      req_fail(r, MBX_ENOMEM, "out of memory");
+      mbx_req_finish(r);
+      return;
+    }
+    c->has_role = true;
+    c->role = role;
+    lr->has_role = 1;
+    lr->role = role;
+    if (role == MBX__ROLE__ROLE_USER) {
+      Mbx__Mailbox *mb = r->out.mailbox;
+      c->db = r->db;
+      c->mailbox_id = mb->id;
+      snprintf(c->address, sizeof(c->address), "%s", mb->address);
+      lr->address = mb->address;
+      lr->display_name = mb->display_name;
+      lr->database = r->db->name;
+      lr->has_mailbox_id = 1;
+      lr->mailbox_id = mb->id;
+    } else {
+      c->db = NULL;
+      c->mailbox_id = 0;
+    }
+    mbx_debug("client %s: logged in as %s %s", c->peer, role_name(role),
+              role == MBX__ROLE__ROLE_USER ? c->address : "");
+    r->resp.body_case = MBX__RESPONSE__BODY_LOGIN;
+    r->resp.login = lr;
+  }
+  mbx_req_finish(r);
+}
+
+static int h_login(struct mbx_req *r)
+{
+  struct mbx_node *n = req_node(r);
+  Mbx__LoginReq *l = r->rq->login;
+  Mbx__Role role = l->has_role ? l->role : MBX__ROLE__ROLE_USER;
+  r->found = false;
+  r->hash = n->dummy_hash;
+  if (role == MBX__ROLE__ROLE_USER) {
+    if (!l->user || !*l->user)
+      return req_fail(r, MBX_EINVAL, "user (the mailbox address) is required");
+    struct mbx_db *db;
+    uint64_t id;
+    if (req_find_address(r, l->user, &db, &id) == 0 && req_read(r, db) == 0 &&
+        mbx_store_get_mailbox(r->rtxn, id, &r->arena, &r->out.mailbox) == 0 &&
+        r->out.mailbox->password_hash) {
+      r->db = db;
+      r->found = true;
+      r->hash = r->out.mailbox->password_hash;   /* in the arena: outlives the txn */
+    }
+    if (r->rtxn)
+      mbx_store_rtxn_end(&r->rtxn);
+  } else if (role == MBX__ROLE__ROLE_OPERATOR || role == MBX__ROLE__ROLE_TRANSPORT) {
+    const char *h = role == MBX__ROLE__ROLE_OPERATOR ? n->conf->operator_password_hash
+                                                      : n->conf->transport_password_hash;
+    if (h) {
+      r->found = true;
+      r->hash = h;
+    }
+  } else {
+    return req_fail(r, MBX_EINVAL, "unknown role %d", (int)role);
+  }
+  r->work.data = r;
+  int rc = uv_queue_work(n->loop, &r->work, login_work, login_after);
+  if (rc != 0)
+    return req_fail(r, MBX_ENOMEM, "cannot verify the password now: %s", uv_strerror(rc));
+  return REQ_PENDING;
+}
+
+/* ---- user reads -------------------------------------------------------------------------- */
+
+static int h_folders(struct mbx_req *r)
+{
+  int rc = req_read(r, r->db);
+  if (rc < 0)
+    return rc;
+  Mbx__FoldersResp *fr = req_pbnew(r, &mbx__folders_resp__descriptor);
+  if (!fr)
+    return MBX_ENOMEM;
+  rc = mbx_store_list_folders(r->rtxn, r->mailbox_id, &r->arena, &fr->folders, &fr->n_folders);
+  if (rc < 0)
+    return req_store_fail(r, rc, "mailbox");
+  r->resp.body_case = MBX__RESPONSE__BODY_FOLDERS;
+  r->resp.folders = fr;
+  return 0;
+}
+
+static int h_list(struct mbx_req *r)
+{
+  Mbx__ListReq *q = r->rq->list;
+  uint32_t limit = q->has_limit && q->limit ? q->limit : LIST_LIMIT_DEFAULT;
+  if (limit > LIST_LIMIT_MAX)
+    limit = LIST_LIMIT_MAX;
+  int rc = req_read(r, r->db);
+  if (rc < 0)
+    return rc;
+  Mbx__ListResp *lr = req_pbnew(r, &mbx__list_resp__descriptor);
+  if (!lr)
+    return MBX_ENOMEM;
+  rc = mbx_store_list_items(r->rtxn, r->mailbox_id, q->folder_id, q->has_offset ? q->offset : 0,
+                            limit, &r->arena, &lr->items, &lr->n_items, &lr->total);
+  if (rc < 0)
+    return req_store_fail(r, rc, req_what(r, "folder", q->folder_id));
+  lr->has_total = 1;
+  r->resp.body_case = MBX__RESPONSE__BODY_LIST;
+  r->resp.list = lr;
+  return 0;
+}
+
+static int h_get(struct mbx_req *r)
+{
+  Mbx__GetReq *q = r->rq->get;
+  int rc = req_read(r, r->db);
+  if (rc < 0)
+    return rc;
+  Mbx__ItemResp *ir = req_pbnew(r, &mbx__item_resp__descriptor);
+  if (!ir)
+    return MBX_ENOMEM;
+  const uint8_t *body = NULL;
+  size_t len = 0;
+  rc = mbx_store_get_item(r->rtxn, r->mailbox_id, q->item_id, &r->arena, &ir->item,
+                          q->with_body ? &body : NULL, &len);
+  if (rc < 0)
+    return req_store_fail(r, rc, req_what(r, "item", q->item_id));
+  if (q->with_body && body) {
+    /* Borrowed from the read transaction, which stays open until the answer is packed. */
+    ir->has_body = 1;
+    ir->body.data = (uint8_t *)body;
+    ir->body.len = len;
+  }
+  r->resp.body_case = MBX__RESPONSE__BODY_ITEM;
+  r->resp.item = ir;
+  return 0;
+}
+
+static uint32_t sync_max(bool has, uint32_t v)
+{
+  if (!has || v == 0)
+    return SYNC_MAX_DEFAULT;
+  return v > SYNC_MAX_LIMIT ? SYNC_MAX_LIMIT : v;
+}
+
+static int h_sync(struct mbx_req *r)
+{
+  Mbx__SyncReq *q = r->rq->sync;
+  int rc = req_read(r, r->db);
+  if (rc < 0)
+    return rc;
+  struct mbx_sync_result res;
+  memset(&res, 0, sizeof(res));
+  rc = mbx_store_sync_folder(r->rtxn, r->mailbox_id, q->folder_id,
+                             q->has_state ? q->state.data : NULL, q->has_state ? q->state.len : 0,
+                             sync_max(q->has_max_changes, q->max_changes), &r->arena, &res);
+  if (rc < 0)
+    return req_store_fail(r, rc, req_what(r, "folder", q->folder_id));
+  Mbx__SyncResp *sr = req_pbnew(r, &mbx__sync_resp__descriptor);
+  if (!sr)
+    return MBX_ENOMEM;
+  sr->added = res.added;
+  sr->n_added = res.n_added;
+  sr->changed = res.changed;
+  sr->n_changed = res.n_changed;
+  sr->deleted = res.deleted;
+  sr->n_deleted = res.n_deleted;
+  sr->state.data = res.state;
+  sr->state.len = res.state_len;
+  sr->has_more = 1;
+  sr->more = res.more;
+  r->resp.body_case = MBX__RESPONSE__BODY_SYNC;
+  r->resp.sync = sr;
+  return 0;
+}
+
+static int h_sync_folders(struct mbx_req *r)
+{
+  Mbx__SyncFoldersReq *q = r->rq->sync_folders;
+  int rc = req_read(r, r->db);
+  if (rc < 0)
+    return rc;
+  struct mbx_sync_result res;
+  memset(&res, 0, sizeof(res));
+  rc = mbx_store_sync_hierarchy(r->rtxn, r->mailbox_id, q->has_state ? q->state.data : NULL,
+                                q->has_state ? q->state.len : 0,
+                                sync_max(q->has_max_changes, q->max_changes), &r->arena, &res);
+  if (rc < 0)
+    return req_store_fail(r, rc, "folder hierarchy");
+  Mbx__SyncFoldersResp *sr = req_pbnew(r, &mbx__sync_folders_resp__descriptor);
+  if (!sr)
+    return MBX_ENOMEM;
+  sr->added = res.fadded;
+  sr->n_added = res.n_added;
+  sr->changed = res.fchanged;
+  sr->n_changed = res.n_changed;
+  sr->deleted = res.deleted;
+  sr->n_deleted = res.n_deleted;
+  sr->state.data = res.state;
+  sr->state.len = res.state_len;
+  sr->has_more = 1;
+  sr->more = res.more;
+  r->resp.body_case = MBX__RESPONSE__BODY_SYNC_FOLDERS;
+  r->resp.sync_folders = sr;
+  return 0;
+}
+
+/* ---- user writes (writer thread: run_*, loop thread: done_*) ------------------------------ */
+
+static int run_create_folder(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  Mbx__CreateFolderReq *q = r->rq->create_folder;
+  return mbx_store_create_folder(w, r->mailbox_id, q->has_parent_id ? q->parent_id : 0, q->name,
+                                 q->has_folder_class ? q->folder_class : MBX__FOLDER_CLASS__FOLDER_MAIL,
+                                 &r->arena, &r->out.folder);
+}
+
+static void done_create_folder(struct mbx_req *r)
+{
+  Mbx__CreateFolderReq *q = r->rq->create_folder;
+  if (r->status == MBX_ENOTFOUND && q->parent_id)
+    req_fail(r, r->status, "parent folder %llu not found", (unsigned long long)q->parent_id);
+  else if (r->status == MBX_EINVAL)
+    req_fail(r, r->status, "'%s' is not a valid folder name", q->name);
+  else
+    complete_folder(r, mbx_arena_printf(&r->arena, "folder '%s'", q->name));
+}
+
+static int run_update_folder(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  Mbx__UpdateFolderReq *q = r->rq->update_folder;
+  return mbx_store_update_folder(w, r->mailbox_id, q->folder_id, q->name, q->has_parent_id,
+                                 q->parent_id, &r->arena, &r->out.folder);
+}
+
+static void done_update_folder(struct mbx_req *r)
+{
+  Mbx__UpdateFolderReq *q = r->rq->update_folder;
+  if (r->status == MBX_EEXIST && q->name)
+    req_fail(r, r->status, "folder '%s' already exists there", q->name);
+  else if (r->status == MBX_EINVAL && q->has_parent_id)
+    req_fail(r, r->status, "cannot move folder %llu under itself or one of its subfolders",
+             (unsigned long long)q->folder_id);
+  else
+    complete_folder(r, req_what(r, "folder", q->folder_id));
+}
+
+static int run_delete_folder(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  r->out.count = 1;
+  return mbx_store_delete_folder(w, r->mailbox_id, r->rq->delete_folder->folder_id);
+}
+
+static void done_delete_folder(struct mbx_req *r)
+{
+  complete_count(r, req_what(r, "folder", r->rq->delete_folder->folder_id));
+}
+
+static int run_empty_folder(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  return mbx_store_empty_folder(w, r->mailbox_id, r->rq->empty_folder->folder_id, &r->out.count);
+}
+
+static void done_empty_folder(struct mbx_req *r)
+{
+  complete_count(r, req_what(r, "folder", r->rq->empty_folder->folder_id));
+}
+
+static int run_append(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  Mbx__AppendReq *q = r->rq->append;
+  int64_t when = q->has_received_us && q->received_us ? q->received_us : mbx_now_us();
+  return mbx_store_append(w, r->mailbox_id, q->folder_id, q->body.data, q->body.len,
+                          q->has_flags ? q->flags : 0, when, &r->arena, &r->out.item);
+}
+
+static void done_append(struct mbx_req *r)
+{
+  complete_item(r, req_what(r, "folder", r->rq->append->folder_id), true);
+}
+
+static int run_create_item(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  Mbx__CreateItemReq *q = r->rq->create_item;
+  return mbx_store_create_item(w, r->mailbox_id, q->folder_id, q->item, &r->arena, &r->out.item);
+}
+
+static void done_create_item(struct mbx_req *r)
+{
+  if (r->status == MBX_EINVAL)
+    req_fail(r, r->status, "the item does not fit folder %llu (kind and folder class must match)",
+             (unsigned long long)r->rq->create_item->folder_id);
+  else
+    complete_item(r, req_what(r, "folder", r->rq->create_item->folder_id), true);
+}
+
+static int run_set_flags(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  Mbx__SetFlagsReq *q = r->rq->set_flags;
+  bool cats = q->has_set_categories && q->set_categories;
+  return mbx_store_set_flags(w, r->mailbox_id, q->item_id, q->add, q->remove,
+                             cats ? (const char *const *)q->categories : NULL,
+                             cats ? q->n_categories : 0, &r->arena, &r->out.item);
+}
+
+static void done_set_flags(struct mbx_req *r)
+{
+  complete_item(r, req_what(r, "item", r->rq->set_flags->item_id), false);
+}
+
+static int run_move(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  return mbx_store_move_item(w, r->mailbox_id, r->rq->move->item_id, r->rq->move->folder_id,
+                             &r->arena, &r->out.item);
+}
+
+static int run_copy(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  return mbx_store_copy_item(w, r->mailbox_id, r->rq->copy->item_id, r->rq->copy->folder_id,
+                             &r->arena, &r->out.item);
+}
+
+static void done_move_copy(struct mbx_req *r, uint64_t item_id, uint64_t folder_id)
+{
+  complete_item(r,
+                mbx_arena_printf(&r->arena, "item %llu or folder %llu",
+                                 (unsigned long long)item_id, (unsigned long long)folder_id),
+                r->rq->body_case == MBX__REQUEST__BODY_COPY);
+}
+
+static void done_move(struct mbx_req *r)
+{
+  done_move_copy(r, r->rq->move->item_id, r->rq->move->folder_id);
+}
+
+static void done_copy(struct mbx_req *r)
+{
+  done_move_copy(r, r->rq->copy->item_id, r->rq->copy->folder_id);
+}
+
+static int run_delete(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  r->out.count = 1;
+  return mbx_store_delete_item(w, r->mailbox_id, r->rq->delete_->item_id, r->rq->delete_->hard);
+}
+
+static void done_delete(struct mbx_req *r)
+{
+  complete_count(r, req_what(r, "item", r->rq->delete_->item_id));
+}
+
+/* A message body over the limit is refused before it costs the writer anything. */
+static int req_check_size(struct mbx_req *r, size_t len)
+{
+  uint64_t max = req_node(r)->conf->max_message_bytes;
+  if (len > max)
+    return req_fail(r, MBX_ETOOBIG, "message is %zu bytes; the limit is %llu", len,
+                    (unsigned long long)max);
+  return 0;
+}
+
+static int h_user(struct mbx_req *r)
+{
+  int rc;
+  switch (r->rq->body_case) {
+  case MBX__REQUEST__BODY_FOLDERS: return h_folders(r);
+  case MBX__REQUEST__BODY_LIST: return h_list(r);
+  case MBX__REQUEST__BODY_GET: return h_get(r);
+  case MBX__REQUEST__BODY_SYNC: return h_sync(r);
+  case MBX__REQUEST__BODY_SYNC_FOLDERS: return h_sync_folders(r);
+  case MBX__REQUEST__BODY_CREATE_FOLDER:
+    return req_submit(r, r->db, run_create_folder, done_create_folder);
+  case MBX__REQUEST__BODY_UPDATE_FOLDER:
+    return req_submit(r, r->db, run_update_folder, done_update_folder);
+  case MBX__REQUEST__BODY_DELETE_FOLDER:
+    return req_submit(r, r->db, run_delete_folder, done_delete_folder);
+  case MBX__REQUEST__BODY_EMPTY_FOLDER:
+    return req_submit(r, r->db, run_empty_folder, done_empty_folder);
+  case MBX__REQUEST__BODY_APPEND:
+    if ((rc = req_check_size(r, r->rq->append->body.len)) < 0)
+      return rc;
+    return req_submit(r, r->db, run_append, done_append);
+  case MBX__REQUEST__BODY_CREATE_ITEM:
+    return req_submit(r, r->db, run_create_item, done_create_item);
+  case MBX__REQUEST__BODY_SET_FLAGS: return req_submit(r, r->db, run_set_flags, done_set_flags);
+  case MBX__REQUEST__BODY_MOVE: return req_submit(r, r->db, run_move, done_move);
+  case MBX__REQUEST__BODY_COPY: return req_submit(r, r->db, run_copy, done_copy);
+  case MBX__REQUEST__BODY_DELETE: return req_submit(r, r->db, run_delete, done_delete);
+  default: return req_fail(r, MBX_EPROTO, "unknown request type %d", (int)r->rq->body_case);
+  }
+}
+
+/* ---- deliver (transport) --------------------------------------------------------------- */
+
+static int run_deliver(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  Mbx__DeliverReq *q = r->rq->deliver;
+  return mbx_store_deliver(w, q->to, q->body.data, q->body.len, &r->arena, &r->out.item);
+}
+
+static void done_deliver(struct mbx_req *r)
+{
+  if (r->status == MBX_ENOTFOUND)
+    req_fail(r, r->status, "no mailbox for %s", r->rq->deliver->to);
+  else
+    complete_item(r, mbx_arena_printf(&r->arena, "mailbox %s", r->rq->deliver->to), true);
+}
+
+static int h_deliver(struct mbx_req *r)
+{
+  Mbx__DeliverReq *q = r->rq->deliver;
+  int rc = req_check_size(r, q->body.len);
+  if (rc < 0)
+    return rc;
+  struct mbx_db *db;
+  uint64_t id;
+  if (req_find_address(r, q->to, &db, &id) < 0)
+    return req_fail(r, MBX_ENOTFOUND, "no mailbox for %s", q->to);
+  return req_submit(r, db, run_deliver, done_deliver);
+}
+
+/* ---- admin (operator) ---------------------------------------------------------------- */
+
+static Mbx__DbInfo *req_db_info(struct mbx_req *r, struct mbx_db *db)
+{
+  Mbx__DbInfo *di = req_pbnew(r, &mbx__db_info__descriptor);
+  if (!di)
+    return NULL;
+  di->name = db->name;
+  di->role = "active";
+  di->has_epoch = di->has_last_lsn = di->has_mailboxes = di->has_size_bytes = 1;
+  di->epoch = mbx_store_epoch(db->store);
+  di->last_lsn = mbx_store_last_lsn(db->store);
+  di->size_bytes = mbx_store_file_bytes(db->store);
+  di->path = (char *)mbx_store_path(db->store);
+  struct mbx_rtxn *t;
+  if (mbx_store_rtxn_begin(db->store, &t) == 0) {
+    Mbx__Mailbox **v;
+    size_t n = 0;
+    if (mbx_store_list_mailboxes(t, &r->arena, &v, &n) == 0)
+      di->mailboxes = n;
+    mbx_store_rtxn_end(&t);
+  }
+  return di;
+}
+
+static void db_create_work(uv_work_t *w)
+{
+  struct mbx_req *r = w->data;
+  struct mbx_node *n = req_node(r);
+  r->work_rc = mbx_store_open(n->db_dir, r->db->name, true, &n->store_opt, &r->new_store,
+                              &r->store_error);
+}
+
+static void db_create_after(uv_work_t *w, int status)
+{
+  struct mbx_req *r = w->data;
+  struct mbx_node *n = req_node(r);
+  struct mbx_db *db = r->db;
+  int rc = status == UV_ECANCELED ? MBX_ESHUTDOWN : r->work_rc;
+  if (rc == 0 && n->stopping)
+    rc = MBX_ESHUTDOWN;
+  if (rc == 0)
+    rc = mbx_committer_start(n->loop, r->new_store, &n->commit_opt, &db->committer);
+  if (rc < 0) {
+    mbx_error("db %s: creation failed: %s", db->name,
+              r->store_error ? r->store_error : mbx_strerror(rc));
+    req_fail(r, rc, "cannot create database %s: %s", db->name,
+             r->store_error ? r->store_error : mbx_strerror(rc));
+    if (r->new_store)
+      mbx_store_close(&r->new_store);
+    r->db = NULL;
+    mbx_node_db_remove(n, db);
+  } else {
+    db->store = r->new_store;
+    r->new_store = NULL;
+    db->creating = false;
+    mbx_notice("db %s: created in %s", db->name, mbx_store_path(db->store));
+    if ((r->resp.db = req_db_info(r, db)) != NULL)
+      r->resp.body_case = MBX__RESPONSE__BODY_DB;
+    else
+      req_fail(r, MBX_ENOMEM, "database %s created, but the answer ran out of memory", db->name);
+  }
+  mbx_req_finish(r);
+}
+
+static int h_db_create(struct mbx_req *r)
+{
+  struct mbx_node *n = req_node(r);
+  const char *name = r->rq->db_create->name;
+  if (!mbx_node_db_name_ok(name))
+    return req_fail(r, MBX_EINVAL,
+                    "'%.80s' is not a valid database name (a-z, 0-9 first, then a-z, 0-9, '_', "
+                    "'-'; at most 63)", name);
+  if (mbx_node_db(n, name))
+    return req_fail(r, MBX_EEXIST, "database %s already exists", name);
+  int rc = mbx_node_db_add(n, name, &r->db);
+  if (rc < 0)
+    return req_fail(r, rc, "cannot add database %s: %s", name, mbx_strerror(rc));
+  /* Creating the environment writes and syncs files: not on the loop thread. */
+  r->work.data = r;
+  rc = uv_queue_work(n->loop, &r->work, db_create_work, db_create_after);
+  if (rc != 0) {
+    mbx_node_db_remove(n, r->db);
+    r->db = NULL;
+    return req_fail(r, MBX_ENOMEM, "cannot create database now: %s", uv_strerror(rc));
+  }
+  return REQ_PENDING;
+}
+
+static int h_db_list(struct mbx_req *r)
+{
+  struct mbx_node *n = req_node(r);
+  Mbx__DbListResp *lr = req_pbnew(r, &mbx__db_list_resp__descriptor);
+  if (!lr || !(lr->dbs = mbx_arena_zalloc(&r->arena, (n->n_dbs + 1) * sizeof(*lr->dbs))))
+    return MBX_ENOMEM;
+  for (size_t i = 0; i < n->n_dbs; i++) {
+    if (!n->dbs[i]->store)
+      continue;
+    if (!(lr->dbs[lr->n_dbs] = req_db_info(r, n->dbs[i])))
+      return MBX_ENOMEM;
+    lr->n_dbs++;
+  }
+  r->resp.body_case = MBX__RESPONSE__BODY_DB_LIST;
+  r->resp.db_list = lr;
+  return 0;
+}
+
+static struct mbx_db *req_ready_db(struct mbx_req *r, const char *name)
+{
+  struct mbx_db *db = name ? mbx_node_db(req_node(r), name) : NULL;
+  if (!db || !db->store) {
+    req_fail(r, MBX_ENOTFOUND, "no database '%s' on node %s", name ? name : "",
+             req_node(r)->conf->node_name);
+    return NULL;
+  }
+  return db;
+}
+
+static int h_db_digest(struct mbx_req *r)
+{
+  struct mbx_db *db = req_ready_db(r, r->rq->db_digest->name);
+  if (!db)
+    return r->status;
+  int rc = req_read(r, db);
+  if (rc < 0)
+    return rc;
+  struct mbx_store_digest d;
+  rc = mbx_store_digest(r->rtxn, &d);
+  if (rc < 0)
+    return req_fail(r, rc, "database %s: digest failed: %s", db->name, mbx_strerror(rc));
+  Mbx__DbDigestResp *dr = req_pbnew(r, &mbx__db_digest_resp__descriptor);
+  char *hex = mbx_arena_alloc(&r->arena, 65);
+  if (!dr || !hex)
+    return MBX_ENOMEM;
+  for (int i = 0; i < 32; i++)
+    snprintf(hex + 2 * i, 3, "%02x", d.sha256[i]);
+  dr->digest = hex;
+  dr->has_last_lsn = dr->has_epoch = dr->has_mailboxes = dr->has_items = 1;
+  dr->last_lsn = d.last_lsn;
+  dr->epoch = d.epoch;
+  dr->mailboxes = d.mailboxes;
+  dr->items = d.items;
+  r->resp.body_case = MBX__RESPONSE__BODY_DB_DIGEST;
+  r->resp.db_digest = dr;
+  return 0;
+}
+
+static int h_mailbox_list(struct mbx_req *r)
+{
+  struct mbx_node *n = req_node(r);
+  const char *only = r->rq->mailbox_list->database;
+  if (only && *only && !req_ready_db(r, only))
+    return r->status;
+  Mbx__MailboxListResp *lr = req_pbnew(r, &mbx__mailbox_list_resp__descriptor);
+  if (!lr)
+    return MBX_ENOMEM;
+  size_t cap = 0;
+  for (size_t i = 0; i < n->n_dbs; i++) {
+    struct mbx_db *db = n->dbs[i];
+    if (!db->store || (only && *only && strcmp(only, db->name) != 0))
+      continue;
+    struct mbx_rtxn *t;
+    Mbx__Mailbox **v;
+    size_t nv = 0;
+    if (mbx_store_rtxn_begin(db->store, &t) < 0)
+      continue;
+    int rc = mbx_store_list_mailboxes(t, &r->arena, &v, &nv);
+    mbx_store_rtxn_end(&t);
+    if (rc < 0)
+      return req_fail(r, rc, "database %s: cannot list mailboxes: %s", db->name,
+                      mbx_strerror(rc));
+    if (lr->n_mailboxes + nv > cap) {
+      size_t ncap = (lr->n_mailboxes + nv) * 2;
+      Mbx__MailboxInfo **nm = mbx_arena_alloc(&r->arena, ncap * sizeof(*nm));
+      if (!nm)
+        return MBX_ENOMEM;
+      if (lr->n_mailboxes)
+        memcpy(nm, lr->mailboxes, lr->n_mailboxes * sizeof(*nm));
+      lr->mailboxes = nm;
+      cap = ncap;
+    }
+    for (size_t j = 0; j < nv; j++)
+      if (!(lr->mailboxes[lr->n_mailboxes++] = req_mailbox_info(r, db, v[j])))
+        return MBX_ENOMEM;
+  }
+  r->resp.body_case = MBX__RESPONSE__BODY_MAILBOX_LIST;
+  r->resp.mailbox_list = lr;
+  return 0;
+}
+
+static int run_mailbox_create(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  Mbx__MailboxCreateReq *q = r->rq->mailbox_create;
+  struct mbx_mailbox_spec spec = {
+    .address = q->address,
+    .aliases = (const char *const *)q->aliases,
+    .n_aliases = q->n_aliases,
+    .display_name = q->display_name,
+    .password_hash = r->hash_buf,
+    .has_quota = q->has_quota_warn_bytes || q->has_quota_prohibit_bytes,
+    .quota_warn_bytes = q->quota_warn_bytes,
+    .quota_prohibit_bytes = q->quota_prohibit_bytes,
+  };
+  return mbx_store_create_mailbox(w, &spec, &r->arena, &r->out.mailbox);
+}
+
+static void done_mailbox_create(struct mbx_req *r)
+{
+  Mbx__MailboxCreateReq *q = r->rq->mailbox_create;
+  if (r->status == MBX_EEXIST) {
+    req_fail(r, r->status, "address %s is already in use", q->address);
+  } else if (r->status == MBX_EINVAL) {
+    req_fail(r, r->status, "'%s' is not a valid mailbox address", q->address);
+  } else if (r->status < 0) {
+    req_store_fail(r, r->status, mbx_arena_printf(&r->arena, "mailbox %s", q->address));
+  } else {
+    mbx_notice("db %s: mailbox %s created", r->db->name, r->out.mailbox->address);
+    if ((r->resp.mailbox = req_mailbox_info(r, r->db, r->out.mailbox)) != NULL)
+      r->resp.body_case = MBX__RESPONSE__BODY_MAILBOX;
+    else
+      req_fail(r, MBX_ENOMEM, "mailbox created, but the answer ran out of memory");
+  }
+}
+
+static void mailbox_hash_work(uv_work_t *w)
+{
+  struct mbx_req *r = w->data;
+  r->work_rc = mbx_passwd_hash(r->rq->mailbox_create->password, r->hash_buf,
+                               sizeof(r->hash_buf));
+}
+
+static void mailbox_hash_after(uv_work_t *w, int status)
+{
+  struct mbx_req *r = w->data;
+  int rc;
+  if (status == UV_ECANCELED)
+    rc = req_fail(r, MBX_ESHUTDOWN, "node is shutting down");
+  else if (r->work_rc == MBX_EINVAL)
+    rc = req_fail(r, MBX_EINVAL, "the password must be 1 to 1024 bytes");
+  else if (r->work_rc < 0)
+    rc = req_fail(r, r->work_rc, "cannot hash the password: %s", mbx_strerror(r->work_rc));
+  else
+    rc = req_submit(r, r->db, run_mailbox_create, done_mailbox_create);
+  if (rc != REQ_PENDING)
+    mbx_req_finish(r);
+}
+
+static int h_mailbox_create(struct mbx_req *r)
+{
+  Mbx__MailboxCreateReq *q = r->rq->mailbox_create;
+  struct mbx_db *db = req_ready_db(r, q->database);
+  if (!db)
+    return r->status;
+  if (!q->address || !strchr(q->address, '@') || strlen(q->address) > 254)
+    return req_fail(r, MBX_EINVAL, "'%.80s' is not a valid mailbox address",
+                    q->address ? q->address : "");
+  struct mbx_db *other;
+  uint64_t id;
+  if (req_find_address(r, q->address, &other, &id) == 0)
+    return req_fail(r, MBX_EEXIST, "address %s is already in use (database %s)", q->address,
+                    other->name);
+  for (size_t i = 0; i < q->n_aliases; i++)
+    if (req_find_address(r, q->aliases[i], &other, &id) == 0)
+      return req_fail(r, MBX_EEXIST, "address %s is already in use (database %s)",
+                      q->aliases[i], other->name);
+  r->db = db;
+  r->work.data = r;
+  int rc = uv_queue_work(req_node(r)->loop, &r->work, mailbox_hash_work, mailbox_hash_after);
+  if (rc != 0)
+    return req_fail(r, MBX_ENOMEM, "cannot hash the password now: %s", uv_strerror(rc));
+  return REQ_PENDING;
+}
+
+static int h_admin(struct mbx_req *r)
+{
+  switch (r->rq->body_case) {
+  case MBX__REQUEST__BODY_DB_CREATE: return h_db_create(r);
+  case MBX__REQUEST__BODY_DB_LIST: return h_db_list(r);
+  case MBX__REQUEST__BODY_DB_DIGEST: return h_db_digest(r);
+  case MBX__REQUEST__BODY_MAILBOX_CREATE: return h_mailbox_create(r);
+  case MBX__REQUEST__BODY_MAILBOX_LIST: return h_mailbox_list(r);
+  default: return req_fail(r, MBX_EPROTO, "unknown request type %d", (int)r->rq->body_case);
+  }
+}
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+static int handler_run(struct mbx_req *r)
+{
+  struct mbx_conn *c = r->conn;
+  struct mbx_node *n = c->node;
+  if (n->stopping)
+    return req_fail(r, MBX_ESHUTDOWN, "node %s is shutting down", n->conf->node_name);
+  switch (r->rq->body_case) {
+  case MBX__REQUEST__BODY__NOT_SET:
+    return req_fail(r, MBX_EPROTO, "request has no body (unknown request type?)");
+  case MBX__REQUEST__BODY_HELLO: return h_hello(r);
+  case MBX__REQUEST__BODY_PING: return h_ping(r);
+  case MBX__REQUEST__BODY_LOGIN: return h_login(r);
+  case MBX__REQUEST__BODY_DELIVER:
+    if (!conn_is(c, MBX__ROLE__ROLE_TRANSPORT) && !conn_is(c, MBX__ROLE__ROLE_OPERATOR))
+      return req_fail(r, MBX_EPERM, "transport or operator credentials required");
+    return h_deliver(r);
+  case MBX__REQUEST__BODY_DB_CREATE:
+  case MBX__REQUEST__BODY_DB_LIST:
+  case MBX__REQUEST__BODY_DB_DIGEST:
+  case MBX__REQUEST__BODY_MAILBOX_CREATE:
+  case MBX__REQUEST__BODY_MAILBOX_LIST:
+    if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR))
+      return req_fail(r, MBX_EPERM, "operator credentials required");
+    return h_admin(r);
+  default:
+    if (!conn_is(c, MBX__ROLE__ROLE_USER))
+      return req_fail(r, MBX_ENOTAUTH, "log in first");
+    return h_user(r);
+  }
+}
+
+void mbx_handler_dispatch(struct mbx_req *r)
+{
+  int rc = handler_run(r);
+  if (rc == REQ_PENDING)
+    return;
+  if (rc < 0 && r->status == 0)
+    r->status = rc;                   /* e.g. MBX_ENOMEM without a message */
+  mbx_req_finish(r);
+}

@@ -1,1 +1,1280 @@
-int main(void) { return 0; }
+/* mbx.c — the mbx command line: user, transport and admin commands over libmbx.
+ * Exit codes: 0 success, 1 the server (or a local check) refused, 2 usage error,
+ * 3 connection/TLS failure. Errors are exactly one line on stderr. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+
+enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
+enum auth { AUTH_NONE, AUTH_USER, AUTH_ADMIN, AUTH_TRANSPORT };
+
+#define MAX_POS 8
+#define MAX_OPTS 12
+#define MAX_MULTI 64
+#define MAX_FILE_BYTES ((size_t)1 << 30) /* when the server names no limit */
+
+struct optspec {
+  const char *name;                 /* without "--" */
+  bool has_arg;
+};
+
+struct cmd;
+
+struct ctx {
+  const char *server, *ca, *cert, *key, *user;
+  bool json;
+  mbxc_conn *conn;
+  const struct cmd *cmd;
+  /* parsed command arguments */
+  const char *pos[MAX_POS];
+  int npos;
+  const char *opt[MAX_OPTS];         /* last value (or "" for a flag) by spec index */
+  const char *multi[MAX_OPTS][MAX_MULTI];
+  size_t nmulti[MAX_OPTS];
+};
+
+struct cmd {
+  const char *words[3];
+  enum auth auth;
+  int min_pos, max_pos;
+  struct optspec opts[MAX_OPTS];
+  int (*run)(struct ctx *x);
+  const char *usage;
+  const char *help;
+};
+
+/* ======================================================================== */
+/* errors                                                                   */
+/* ======================================================================== */
+
+static const char *cmd_name(const struct ctx *x)
+{
+  static char name[64];
+  if (!x->cmd)
+    return "mbx";
+  snprintf(name, sizeof(name), "%s%s%s%s%s", x->cmd->words[0],
+           x->cmd->words[1] ? " " : "", x->cmd->words[1] ? x->cmd->words[1] : "",
+           x->cmd->words[2] ? " " : "", x->cmd->words[2] ? x->cmd->words[2] : "");
+  return name;
+}
+
+static int usage_error(const struct ctx *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct ctx *x, const char *fmt, ...)
+{
+  va_list ap;
+  fputs("mbx: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  if (x && x->cmd)
+    fprintf(stderr, " (see mbx %s --help)\n", cmd_name(x));
+  else
+    fputs(" (see mbx --help)\n", stderr);
+  return EXIT_USAGE;
+}
+
+static int local_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int local_error(const char *fmt, ...)
+{
+  va_list ap;
+  fputs("mbx: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return EXIT_REFUSED;
+}
+
+static bool is_conn_error(int rc)
+{
+  return rc == MBX_ECONN || rc == MBX_ETLS || rc == MBX_ECLOSED || rc == MBX_ETIMEDOUT;
+}
+
+/* One line for a failed call: what failed, the server's message, its code name. */
+static int call_error(struct ctx *x, const char *what, int rc)
+{
+  const char *msg = mbxc_last_error(x->conn);
+  if (!msg || !*msg || mbxc_last_error_code(x->conn) != rc)
+    msg = mbx_strerror(rc);
+  fprintf(stderr, "mbx: %s: %s (%s)\n", what, msg, mbx_strerror_name(rc));
+  return is_conn_error(rc) ? EXIT_CONN : EXIT_REFUSED;
+}
+
+/* ======================================================================== */
+/* output                                                                   */
+/* ======================================================================== */
+
+static int emit_json(const ProtobufCMessage *m)
+{
+  struct mbx_buf b;
+  mbx_buf_init(&b, 0);
+  int rc = m ? mbxcli_json_message(&b, m) : mbx_buf_append(&b, "{}", 2);
+  if (rc == 0)
+    rc = mbx_buf_append(&b, "\n", 1);
+  if (rc == 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
+    rc = MBX_EIO;
+  mbx_buf_free(&b);
+  if (rc < 0)
+    return local_error("cannot write output: %s", mbx_strerror(rc));
+  return 0;
+}
+
+/* ======================================================================== */
+/* passwords                                                                */
+/* ======================================================================== */
+
+/* Reads a line from the terminal with echo off. Returns malloc'd text or NULL. */
+static char *prompt_secret(const char *prompt)
+{
+  struct termios old, quiet;
+  if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &old) < 0)
+    return NULL;
+  quiet = old;
+  quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+  fputs(prompt, stderr);
+  fflush(stderr);
+  tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  char buf[1024];
+  char *r = fgets(buf, sizeof(buf), stdin);
+  tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+  fputc('\n', stderr);
+  if (!r)
+    return NULL;
+  buf[strcspn(buf, "\r\n")] = 0;
+  char *s = strdup(buf);
+  explicit_bzero(buf, sizeof(buf));
+  return s;
+}
+
+static void free_secret(char **s)
+{
+  if (*s) {
+    explicit_bzero(*s, strlen(*s));
+    free(*s);
+    *s = NULL;
+  }
+}
+
+/* The secret from env var (copied) or a prompt; NULL with a message printed. */
+static char *get_secret(const char *env, const char *prompt, bool twice, int *exit_r)
+{
+  const char *e = getenv(env);
+  if (e && *e)
+    return strdup(e);
+  if (!isatty(STDIN_FILENO)) {
+    fprintf(stderr, "mbx: no password: set %s\n", env);
+    *exit_r = EXIT_USAGE;
+    return NULL;
+  }
+  char *s = prompt_secret(prompt);
+  if (!s || !*s) {
+    free_secret(&s);
+    fprintf(stderr, "mbx: no password given\n");
+    *exit_r = EXIT_USAGE;
+    return NULL;
+  }
+  if (twice) {
+    char *again = prompt_secret("Repeat the password: ");
+    bool same = again && strcmp(again, s) == 0;
+    free_secret(&again);
+    if (!same) {
+      free_secret(&s);
+      fprintf(stderr, "mbx: the passwords do not match\n");
+      *exit_r = EXIT_USAGE;
+      return NULL;
+    }
+  }
+  return s;
+}
+
+/* ======================================================================== */
+/* connecting                                                               */
+/* ======================================================================== */
+
+static int do_connect(struct ctx *x)
+{
+  if (!x->server || !*x->server)
+    return usage_error(x, "no server: use --server HOST:PORT or set MBX_SERVER");
+  if (!x->ca || !*x->ca)
+    return usage_error(x, "no CA certificate: use --ca FILE or set MBX_CA");
+  if ((x->cert && *x->cert) != (x->key && *x->key))
+    return usage_error(x, "--cert and --key go together");
+  struct mbxc_options o = {
+    .servers = x->server, .ca_file = x->ca, .cert_file = x->cert, .key_file = x->key,
+    .client_name = "mbx/" MBXC_VERSION,
+  };
+  const char *err = NULL;
+  int rc = mbxc_open(&o, &x->conn, &err);
+  if (rc == MBX_EINVAL) {
+    fprintf(stderr, "mbx: %s\n", err);
+    return EXIT_USAGE;
+  }
+  if (rc < 0) {
+    fprintf(stderr, "mbx: %s\n", err && *err ? err : mbx_strerror(rc));
+    return EXIT_CONN;
+  }
+  return 0;
+}
+
+static bool have_cert(const struct ctx *x) { return x->cert && *x->cert; }
+
+static int authenticate(struct ctx *x)
+{
+  Mbx__Role role;
+  const char *env, *user;
+  char prompt[300];
+  switch (x->cmd->auth) {
+  case AUTH_NONE:
+    return 0;
+  case AUTH_USER:
+    if (!x->user || !*x->user)
+      return usage_error(x, "no user: use --user ADDRESS or set MBX_USER");
+    role = MBX__ROLE__ROLE_USER;
+    env = "MBX_PASSWORD";
+    user = x->user;
+    snprintf(prompt, sizeof(prompt), "Password for %.250s: ", x->user);
+    break;
+  case AUTH_ADMIN:
+    if (have_cert(x))
+      return 0; /* the certificate's OU=operator is the credential */
+    role = MBX__ROLE__ROLE_OPERATOR;
+    env = "MBX_OPERATOR_PASSWORD";
+    user = x->user && *x->user ? x->user : "operator";
+    snprintf(prompt, sizeof(prompt), "Operator password: ");
+    break;
+  case AUTH_TRANSPORT:
+  default:
+    if (have_cert(x))
+      return 0;
+    role = MBX__ROLE__ROLE_TRANSPORT;
+    env = "MBX_TRANSPORT_PASSWORD";
+    user = x->user && *x->user ? x->user : "transport";
+    snprintf(prompt, sizeof(prompt), "Transport password: ");
+    break;
+  }
+  int ex = 0;
+  char *pw = get_secret(env, prompt, false, &ex);
+  if (!pw)
+    return ex;
+  Mbx__LoginResp *lr = NULL;
+  int rc = mbxc_login(x->conn, role, user, pw, &lr);
+  free_secret(&pw);
+  mbxc_free(&lr);
+  if (rc < 0)
+    return call_error(x, "login", rc);
+  return 0;
+}
+
+/* ======================================================================== */
+/* argument helpers                                                         */
+/* ======================================================================== */
+
+static int opt_index(const struct ctx *x, const char *name)
+{
+  for (int i = 0; i < MAX_OPTS && x->cmd->opts[i].name; i++)
+    if (strcmp(x->cmd->opts[i].name, name) == 0)
+      return i;
+  abort(); /* a command asked for an option it does not declare: a bug here */
+}
+
+static const char *opt(const struct ctx *x, const char *name)
+{
+  return x->opt[opt_index(x, name)];
+}
+
+static bool flag(const struct ctx *x, const char *name) { return opt(x, name) != NULL; }
+
+static int parse_item_id(struct ctx *x, const char *s, uint64_t *id_r)
+{
+  if (mbxcli_parse_u64(s, UINT64_MAX, id_r) < 0 || *id_r == 0)
+    return usage_error(x, "\"%s\" is not an item id (a positive number)", s);
+  return 0;
+}
+
+static int parse_u32_opt(struct ctx *x, const char *name, uint32_t *v_r)
+{
+  const char *s = opt(x, name);
+  uint64_t v = 0;
+  if (s && mbxcli_parse_u64(s, UINT32_MAX, &v) < 0)
+    return usage_error(x, "--%s wants a number, not \"%s\"", name, s);
+  *v_r = (uint32_t)v;
+  return 0;
+}
+
+/* Resolves a FOLDER argument (path or id) with one folders call. *fr_r keeps the
+ * folders reply alive (caller frees) so that *f_r stays valid. */
+static int resolve_folder(struct ctx *x, const char *spec, Mbx__FoldersResp **fr_r,
+                          const Mbx__Folder **f_r)
+{
+  int rc = mbxc_folders(x->conn, fr_r);
+  if (rc < 0)
+    return call_error(x, "folders", rc);
+  if (mbxc_folder_resolve(*fr_r, spec, f_r) < 0) {
+    fprintf(stderr, "mbx: no folder \"%s\" (ENOTFOUND)\n", spec);
+    mbxc_free(fr_r);
+    return EXIT_REFUSED;
+  }
+  return 0;
+}
+
+static int folder_id_of(struct ctx *x, const char *spec, uint64_t *id_r)
+{
+  Mbx__FoldersResp *fr = NULL;
+  const Mbx__Folder *f;
+  int ex = resolve_folder(x, spec, &fr, &f);
+  if (ex)
+    return ex;
+  *id_r = f->id;
+  mbxc_free(&fr);
+  return 0;
+}
+
+/* Reads FILE ("-" = stdin) with the server's message size limit checked first. */
+static int read_message(struct ctx *x, const char *path, uint8_t **data_r, size_t *len_r)
+{
+  const Mbx__HelloResp *h = mbxc_server_info(x->conn);
+  size_t limit = h && h->has_max_message_bytes && h->max_message_bytes
+                     ? (size_t)h->max_message_bytes : MAX_FILE_BYTES;
+  bool is_stdin = strcmp(path, "-") == 0;
+  FILE *f = is_stdin ? stdin : fopen(path, "rb");
+  if (!f)
+    return local_error("cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (!is_stdin && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) &&
+      (uint64_t)st.st_size > limit) {
+    fclose(f);
+    return local_error("%s: %s is %" PRIu64 " bytes, over the server's limit of %zu bytes "
+                       "(ETOOBIG)", cmd_name(x), path, (uint64_t)st.st_size, limit);
+  }
+  struct mbx_buf b;
+  mbx_buf_init(&b, limit + 1);
+  char chunk[65536];
+  size_t n;
+  int rc = 0;
+  while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    rc = mbx_buf_append(&b, chunk, n);
+  bool read_err = ferror(f);
+  if (!is_stdin)
+    fclose(f);
+  if (rc == MBX_ELIMIT || (rc == 0 && b.len > limit)) {
+    mbx_buf_free(&b);
+    return local_error("%s: %s is over the server's limit of %zu bytes (ETOOBIG)",
+                       cmd_name(x), path, limit);
+  }
+  if (rc < 0 || read_err) {
+    mbx_buf_free(&b);
+    return local_error("cannot read %s: %s", path, rc < 0 ? mbx_strerror(rc) : strerror(errno));
+  }
+  if (b.len == 0) {
+    mbx_buf_free(&b);
+    return local_error("%s is empty", path);
+  }
+  *data_r = b.data;
+  *len_r = b.len;
+  return 0;
+}
+
+static int print_item_result(struct ctx *x, Mbx__ItemResp *ir, const char *verb)
+{
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&ir->base);
+  else if (ir->item)
+    printf("%s item %" PRIu64 " in folder %" PRIu64 "\n", verb, ir->item->id,
+           ir->item->folder_id);
+  if (ir->has_quota_warning && ir->quota_warning)
+    fprintf(stderr, "mbx: warning: the mailbox is over its quota warning level\n");
+  mbxc_free(&ir);
+  return ex;
+}
+
+/* ======================================================================== */
+/* user commands                                                            */
+/* ======================================================================== */
+
+static int cmd_folders(struct ctx *x)
+{
+  Mbx__FoldersResp *fr;
+  int rc = mbxc_folders(x->conn, &fr);
+  if (rc < 0)
+    return call_error(x, "folders", rc);
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&fr->base);
+  else
+    mbxcli_print_folders(stdout, fr);
+  mbxc_free(&fr);
+  return ex;
+}
+
+static int folder_result(struct ctx *x, Mbx__FolderResp *r, const char *verb)
+{
+  int ex = 0;
+  if (x->json) {
+    ex = emit_json(&r->base);
+  } else if (r->folder) {
+    Mbx__FoldersResp *fr = NULL;
+    if (mbxc_folders(x->conn, &fr) < 0)
+      fr = NULL;
+    printf("%s ", verb);
+    mbxcli_print_folder(stdout, fr, r->folder);
+    mbxc_free(&fr);
+  }
+  mbxc_free(&r);
+  return ex;
+}
+
+static int cmd_folder_create(struct ctx *x)
+{
+  Mbx__FolderClass cls = MBX__FOLDER_CLASS__FOLDER_MAIL;
+  if (opt(x, "class") && mbxcli_parse_folder_class(opt(x, "class"), &cls) < 0)
+    return usage_error(x, "--class is one of mail, calendar, contacts, tasks, notes");
+  uint64_t parent = 0;
+  if (opt(x, "parent")) {
+    int ex = folder_id_of(x, opt(x, "parent"), &parent);
+    if (ex)
+      return ex;
+  }
+  Mbx__FolderResp *r;
+  int rc = mbxc_create_folder(x->conn, x->pos[0], parent, cls, &r);
+  if (rc < 0)
+    return call_error(x, "folder create", rc);
+  return folder_result(x, r, "created");
+}
+
+static int cmd_folder_rename(struct ctx *x)
+{
+  uint64_t id;
+  int ex = folder_id_of(x, x->pos[0], &id);
+  if (ex)
+    return ex;
+  Mbx__FolderResp *r;
+  int rc = mbxc_update_folder(x->conn, id, x->pos[1], false, 0, &r);
+  if (rc < 0)
+    return call_error(x, "folder rename", rc);
+  return folder_result(x, r, "renamed");
+}
+
+static int cmd_folder_move(struct ctx *x)
+{
+  if (flag(x, "top") == (opt(x, "parent") != NULL))
+    return usage_error(x, "give exactly one of --parent FOLDER or --top");
+  uint64_t id, parent = 0;
+  int ex = folder_id_of(x, x->pos[0], &id);
+  if (!ex && opt(x, "parent"))
+    ex = folder_id_of(x, opt(x, "parent"), &parent);
+  if (ex)
+    return ex;
+  Mbx__FolderResp *r;
+  int rc = mbxc_update_folder(x->conn, id, NULL, true, parent, &r);
+  if (rc < 0)
+    return call_error(x, "folder move", rc);
+  return folder_result(x, r, "moved");
+}
+
+static int cmd_folder_delete(struct ctx *x)
+{
+  uint64_t id;
+  int ex = folder_id_of(x, x->pos[0], &id);
+  if (ex)
+    return ex;
+  int rc = mbxc_delete_folder(x->conn, id);
+  if (rc < 0)
+    return call_error(x, "folder delete", rc);
+  if (x->json)
+    return emit_json(NULL);
+  printf("deleted folder %" PRIu64 "\n", id);
+  return 0;
+}
+
+static int cmd_folder_empty(struct ctx *x)
+{
+  uint64_t id, count = 0;
+  int ex = folder_id_of(x, x->pos[0], &id);
+  if (ex)
+    return ex;
+  int rc = mbxc_empty_folder(x->conn, id, &count);
+  if (rc < 0)
+    return call_error(x, "folder empty", rc);
+  if (x->json) {
+    Mbx__CountResp cr = MBX__COUNT_RESP__INIT;
+    cr.has_count = 1;
+    cr.count = count;
+    return emit_json(&cr.base);
+  }
+  printf("deleted %" PRIu64 " items\n", count);
+  return 0;
+}
+
+static int list_folder(struct ctx *x, uint64_t folder_id)
+{
+  uint32_t limit = 0, offset = 0;
+  int ex = parse_u32_opt(x, "limit", &limit);
+  if (!ex)
+    ex = parse_u32_opt(x, "offset", &offset);
+  if (ex)
+    return ex;
+  Mbx__ListResp *lr;
+  int rc = mbxc_list(x->conn, folder_id, offset, limit, &lr);
+  if (rc < 0)
+    return call_error(x, "list", rc);
+  if (x->json)
+    ex = emit_json(&lr->base);
+  else
+    mbxcli_print_list(stdout, lr);
+  mbxc_free(&lr);
+  return ex;
+}
+
+static int cmd_list(struct ctx *x)
+{
+  uint64_t id;
+  int ex = folder_id_of(x, x->pos[0], &id);
+  return ex ? ex : list_folder(x, id);
+}
+
+static int cmd_get(struct ctx *x)
+{
+  uint64_t id;
+  int ex = parse_item_id(x, x->pos[0], &id);
+  if (ex)
+    return ex;
+  Mbx__ItemResp *ir;
+  int rc = mbxc_get(x->conn, id, flag(x, "body"), &ir);
+  if (rc < 0)
+    return call_error(x, "get", rc);
+  if (x->json)
+    ex = emit_json(&ir->base);
+  else
+    mbxcli_print_item(stdout, ir, flag(x, "body"));
+  mbxc_free(&ir);
+  return ex;
+}
+
+static int cmd_append(struct ctx *x)
+{
+  uint32_t flags = 0;
+  if (opt(x, "flags") && mbxcli_parse_flag_list(opt(x, "flags"), &flags) < 0)
+    return usage_error(x, "--flags takes seen,flagged,answered,draft");
+  uint64_t folder;
+  int ex = folder_id_of(x, x->pos[0], &folder);
+  if (ex)
+    return ex;
+  uint8_t *data;
+  size_t len;
+  ex = read_message(x, x->pos[1], &data, &len);
+  if (ex)
+    return ex;
+  Mbx__ItemResp *ir;
+  int rc = mbxc_append(x->conn, folder, data, len, flags, &ir);
+  free(data);
+  if (rc < 0)
+    return call_error(x, "append", rc);
+  return print_item_result(x, ir, "appended");
+}
+
+static int cmd_flag(struct ctx *x)
+{
+  uint64_t id;
+  int ex = parse_item_id(x, x->pos[0], &id);
+  if (ex)
+    return ex;
+  uint32_t add = 0, remove = 0;
+  for (int i = 1; i < x->npos; i++)
+    if (mbxcli_parse_flag_change(x->pos[i], &add, &remove) < 0)
+      return usage_error(x, "\"%s\": flags are +NAME or -NAME with NAME one of seen, "
+                            "flagged, answered, draft", x->pos[i]);
+  const char *cats = opt(x, "categories");
+  if (x->npos < 2 && !cats)
+    return usage_error(x, "nothing to change: give +FLAG/-FLAG or --categories");
+  char **v = NULL;
+  size_t n = 0;
+  if (cats && mbxcli_split_csv(cats, &v, &n) < 0)
+    return local_error("out of memory");
+  Mbx__ItemResp *ir;
+  int rc = mbxc_set_flags(x->conn, id, add, remove, cats != NULL, (const char *const *)v, n, &ir);
+  mbxcli_strv_free(&v);
+  if (rc < 0)
+    return call_error(x, "flag", rc);
+  return print_item_result(x, ir, "updated");
+}
+
+static int move_or_copy(struct ctx *x, bool copy)
+{
+  uint64_t id, folder;
+  int ex = parse_item_id(x, x->pos[0], &id);
+  if (!ex)
+    ex = folder_id_of(x, x->pos[1], &folder);
+  if (ex)
+    return ex;
+  Mbx__ItemResp *ir;
+  int rc = copy ? mbxc_copy(x->conn, id, folder, &ir) : mbxc_move(x->conn, id, folder, &ir);
+  if (rc < 0)
+    return call_error(x, copy ? "copy" : "move", rc);
+  return print_item_result(x, ir, copy ? "copied as" : "moved");
+}
+
+static int cmd_move(struct ctx *x) { return move_or_copy(x, false); }
+static int cmd_copy(struct ctx *x) { return move_or_copy(x, true); }
+
+static int cmd_delete(struct ctx *x)
+{
+  uint64_t id;
+  int ex = parse_item_id(x, x->pos[0], &id);
+  if (ex)
+    return ex;
+  int rc = mbxc_delete(x->conn, id, flag(x, "hard"));
+  if (rc < 0)
+    return call_error(x, "delete", rc);
+  if (x->json)
+    return emit_json(NULL);
+  printf("deleted item %" PRIu64 "\n", id);
+  return 0;
+}
+
+static int decode_state(struct ctx *x, uint8_t **st_r, size_t *len_r)
+{
+  *st_r = NULL;
+  *len_r = 0;
+  const char *s = opt(x, "state");
+  if (s && *s && mbxcli_b64url_decode(s, st_r, len_r) < 0)
+    return usage_error(x, "--state: not a sync token (base64url)");
+  return 0;
+}
+
+static int cmd_sync(struct ctx *x)
+{
+  uint8_t *st;
+  size_t stlen;
+  uint64_t folder;
+  int ex = decode_state(x, &st, &stlen);
+  if (!ex)
+    ex = folder_id_of(x, x->pos[0], &folder);
+  if (ex) {
+    free(st);
+    return ex;
+  }
+  Mbx__SyncResp *sr;
+  int rc = mbxc_sync(x->conn, folder, st, stlen, 0, &sr);
+  free(st);
+  if (rc < 0)
+    return call_error(x, "sync", rc);
+  if (x->json)
+    ex = emit_json(&sr->base);
+  else
+    mbxcli_print_sync(stdout, sr->added, sr->n_added, sr->changed, sr->n_changed, sr->deleted,
+                      sr->n_deleted, &sr->state, sr->has_more && sr->more);
+  mbxc_free(&sr);
+  return ex;
+}
+
+static int cmd_sync_folders(struct ctx *x)
+{
+  uint8_t *st;
+  size_t stlen;
+  int ex = decode_state(x, &st, &stlen);
+  if (ex)
+    return ex;
+  Mbx__SyncFoldersResp *sr;
+  int rc = mbxc_sync_folders(x->conn, st, stlen, 0, &sr);
+  free(st);
+  if (rc < 0)
+    return call_error(x, "sync-folders", rc);
+  if (x->json)
+    ex = emit_json(&sr->base);
+  else
+    mbxcli_print_sync_folders(stdout, sr);
+  mbxc_free(&sr);
+  return ex;
+}
+
+/* ---- event / contact / task / note ---- */
+
+/* The folder for a typed item: --folder if the command has it, else the well-known
+ * default (Calendar, Contacts, Tasks, Notes). */
+static int typed_folder(struct ctx *x, Mbx__WellKnown wk, uint64_t *id_r)
+{
+  for (int i = 0; i < MAX_OPTS && x->cmd->opts[i].name; i++)
+    if (strcmp(x->cmd->opts[i].name, "folder") == 0 && x->opt[i])
+      return folder_id_of(x, x->opt[i], id_r);
+  Mbx__FoldersResp *fr;
+  int rc = mbxc_folders(x->conn, &fr);
+  if (rc < 0)
+    return call_error(x, "folders", rc);
+  const Mbx__Folder *f = mbxc_folder_well_known(fr, wk);
+  if (!f) {
+    mbxc_free(&fr);
+    return local_error("this mailbox has no default folder for that (ENOTFOUND)");
+  }
+  *id_r = f->id;
+  mbxc_free(&fr);
+  return 0;
+}
+
+static int create_typed(struct ctx *x, Mbx__Item *it, Mbx__WellKnown wk)
+{
+  uint64_t folder;
+  int ex = typed_folder(x, wk, &folder);
+  if (ex)
+    return ex;
+  Mbx__ItemResp *ir;
+  int rc = mbxc_create_item(x->conn, folder, it, &ir);
+  if (rc < 0)
+    return call_error(x, cmd_name(x), rc);
+  return print_item_result(x, ir, "created");
+}
+
+static int list_typed(struct ctx *x, Mbx__WellKnown wk)
+{
+  uint64_t folder;
+  int ex = typed_folder(x, wk, &folder);
+  return ex ? ex : list_folder(x, folder);
+}
+
+static int parse_time_opt(struct ctx *x, const char *name, int64_t *us_r)
+{
+  if (mbxcli_parse_iso8601(opt(x, name), us_r) < 0)
+    return usage_error(x, "--%s: \"%s\" is not an ISO 8601 time (2026-03-01T09:30:00Z)",
+                       name, opt(x, name));
+  return 0;
+}
+
+static int cmd_event_add(struct ctx *x)
+{
+  if (!opt(x, "subject") || !opt(x, "start") || !opt(x, "end"))
+    return usage_error(x, "event add needs --subject, --start and --end");
+  Mbx__Item it = MBX__ITEM__INIT;
+  Mbx__Event ev = MBX__EVENT__INIT;
+  it.has_kind = 1;
+  it.kind = MBX__ITEM_KIND__ITEM_EVENT;
+  it.event = &ev;
+  ev.subject = (char *)opt(x, "subject");
+  ev.has_start_us = ev.has_end_us = 1;
+  int ex = parse_time_opt(x, "start", &ev.start_us);
+  if (!ex)
+    ex = parse_time_opt(x, "end", &ev.end_us);
+  if (ex)
+    return ex;
+  if (ev.end_us < ev.start_us)
+    return usage_error(x, "--end is before --start");
+  ev.time_zone = (char *)opt(x, "tz");
+  ev.location = (char *)opt(x, "location");
+  ev.recurrence_rule = (char *)opt(x, "rrule");
+  int ai = opt_index(x, "attendee");
+  ev.n_attendees = x->nmulti[ai];
+  ev.attendees = (char **)x->multi[ai];
+  ev.has_reminder_minutes = 1;
+  ev.reminder_minutes = -1;
+  if (opt(x, "reminder")) {
+    uint64_t m;
+    if (mbxcli_parse_u64(opt(x, "reminder"), 40320, &m) < 0)
+      return usage_error(x, "--reminder wants minutes (0..40320)");
+    ev.reminder_minutes = (int32_t)m;
+  }
+  return create_typed(x, &it, MBX__WELL_KNOWN__WK_CALENDAR);
+}
+
+static int cmd_event_list(struct ctx *x) { return list_typed(x, MBX__WELL_KNOWN__WK_CALENDAR); }
+
+static int cmd_contact_add(struct ctx *x)
+{
+  if (!opt(x, "name"))
+    return usage_error(x, "contact add needs --name");
+  Mbx__Item it = MBX__ITEM__INIT;
+  Mbx__Contact c = MBX__CONTACT__INIT;
+  it.has_kind = 1;
+  it.kind = MBX__ITEM_KIND__ITEM_CONTACT;
+  it.contact = &c;
+  c.display_name = (char *)opt(x, "name");
+  c.given_name = (char *)opt(x, "given");
+  c.surname = (char *)opt(x, "surname");
+  c.company = (char *)opt(x, "company");
+  int ei = opt_index(x, "email"), pi = opt_index(x, "phone");
+  c.n_emails = x->nmulti[ei];
+  c.emails = (char **)x->multi[ei];
+  c.n_phones = x->nmulti[pi];
+  c.phones = (char **)x->multi[pi];
+  return create_typed(x, &it, MBX__WELL_KNOWN__WK_CONTACTS);
+}
+
+static int cmd_contact_list(struct ctx *x) { return list_typed(x, MBX__WELL_KNOWN__WK_CONTACTS); }
+
+static int cmd_task_add(struct ctx *x)
+{
+  if (!opt(x, "subject"))
+    return usage_error(x, "task add needs --subject");
+  Mbx__Item it = MBX__ITEM__INIT;
+  Mbx__Task t = MBX__TASK__INIT;
+  it.has_kind = 1;
+  it.kind = MBX__ITEM_KIND__ITEM_TASK;
+  it.task = &t;
+  t.subject = (char *)opt(x, "subject");
+  if (opt(x, "due")) {
+    int ex = parse_time_opt(x, "due", &t.due_us);
+    if (ex)
+      return ex;
+    t.has_due_us = 1;
+  }
+  if (opt(x, "status")) {
+    if (mbxcli_parse_task_status(opt(x, "status"), &t.status) < 0)
+      return usage_error(x, "--status is one of not-started, in-progress, completed, "
+                            "waiting, deferred");
+    t.has_status = 1;
+  }
+  if (opt(x, "percent")) {
+    uint64_t p;
+    if (mbxcli_parse_u64(opt(x, "percent"), 100, &p) < 0)
+      return usage_error(x, "--percent wants 0..100");
+    t.has_percent_complete = 1;
+    t.percent_complete = (uint32_t)p;
+  }
+  return create_typed(x, &it, MBX__WELL_KNOWN__WK_TASKS);
+}
+
+static int cmd_task_list(struct ctx *x) { return list_typed(x, MBX__WELL_KNOWN__WK_TASKS); }
+
+static int cmd_note_add(struct ctx *x)
+{
+  if (!opt(x, "subject"))
+    return usage_error(x, "note add needs --subject");
+  Mbx__Item it = MBX__ITEM__INIT;
+  Mbx__Note n = MBX__NOTE__INIT;
+  it.has_kind = 1;
+  it.kind = MBX__ITEM_KIND__ITEM_NOTE;
+  it.note = &n;
+  n.subject = (char *)opt(x, "subject");
+  n.body = (char *)opt(x, "body");
+  return create_typed(x, &it, MBX__WELL_KNOWN__WK_NOTES);
+}
+
+static int cmd_note_list(struct ctx *x) { return list_typed(x, MBX__WELL_KNOWN__WK_NOTES); }
+
+/* ======================================================================== */
+/* transport, admin, ping                                                   */
+/* ======================================================================== */
+
+static int cmd_deliver(struct ctx *x)
+{
+  if (!opt(x, "to"))
+    return usage_error(x, "deliver needs --to ADDRESS");
+  uint8_t *data;
+  size_t len;
+  int ex = read_message(x, x->pos[0], &data, &len);
+  if (ex)
+    return ex;
+  Mbx__ItemResp *ir;
+  int rc = mbxc_deliver(x->conn, opt(x, "to"), data, len, &ir);
+  free(data);
+  if (rc < 0)
+    return call_error(x, "deliver", rc);
+  return print_item_result(x, ir, "delivered");
+}
+
+static int cmd_db_create(struct ctx *x)
+{
+  Mbx__DbInfo *d;
+  int rc = mbxc_db_create(x->conn, x->pos[0], &d);
+  if (rc < 0)
+    return call_error(x, "admin db create", rc);
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&d->base);
+  else
+    mbxcli_print_dbs(stdout, &d, 1);
+  mbxc_free(&d);
+  return ex;
+}
+
+static int cmd_db_list(struct ctx *x)
+{
+  Mbx__DbListResp *l;
+  int rc = mbxc_db_list(x->conn, &l);
+  if (rc < 0)
+    return call_error(x, "admin db list", rc);
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&l->base);
+  else
+    mbxcli_print_dbs(stdout, l->dbs, l->n_dbs);
+  mbxc_free(&l);
+  return ex;
+}
+
+static int cmd_db_digest(struct ctx *x)
+{
+  Mbx__DbDigestResp *d;
+  int rc = mbxc_db_digest(x->conn, x->pos[0], &d);
+  if (rc < 0)
+    return call_error(x, "admin db digest", rc);
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&d->base);
+  else
+    printf("%s  %s (epoch %" PRIu64 ", lsn %" PRIu64 ", %" PRIu64 " mailboxes, %" PRIu64
+           " items)\n", d->digest, x->pos[0], d->epoch, d->last_lsn, d->mailboxes, d->items);
+  mbxc_free(&d);
+  return ex;
+}
+
+static int cmd_mailbox_create(struct ctx *x)
+{
+  if (!opt(x, "db"))
+    return usage_error(x, "admin mailbox create needs --db DATABASE");
+  Mbx__MailboxCreateReq r = MBX__MAILBOX_CREATE_REQ__INIT;
+  r.address = (char *)x->pos[0];
+  r.database = (char *)opt(x, "db");
+  r.display_name = (char *)opt(x, "name");
+  int ai = opt_index(x, "alias");
+  r.n_aliases = x->nmulti[ai];
+  r.aliases = (char **)x->multi[ai];
+  if (opt(x, "quota-warn")) {
+    if (mbxcli_parse_size(opt(x, "quota-warn"), &r.quota_warn_bytes) < 0)
+      return usage_error(x, "--quota-warn wants a size such as 900M or 2G");
+    r.has_quota_warn_bytes = 1;
+  }
+  if (opt(x, "quota-prohibit")) {
+    if (mbxcli_parse_size(opt(x, "quota-prohibit"), &r.quota_prohibit_bytes) < 0)
+      return usage_error(x, "--quota-prohibit wants a size such as 1G");
+    r.has_quota_prohibit_bytes = 1;
+  }
+  char prompt[300];
+  snprintf(prompt, sizeof(prompt), "Password for the new mailbox %.250s: ", x->pos[0]);
+  int ex = 0;
+  char *pw = get_secret("MBX_PASSWORD", prompt, true, &ex);
+  if (!pw)
+    return ex;
+  r.password = pw;
+  Mbx__MailboxInfo *mi;
+  int rc = mbxc_mailbox_create(x->conn, &r, &mi);
+  free_secret(&pw);
+  if (rc < 0)
+    return call_error(x, "admin mailbox create", rc);
+  if (x->json)
+    ex = emit_json(&mi->base);
+  else
+    mbxcli_print_mailboxes(stdout, &mi, 1);
+  mbxc_free(&mi);
+  return ex;
+}
+
+static int cmd_mailbox_list(struct ctx *x)
+{
+  Mbx__MailboxListResp *l;
+  int rc = mbxc_mailbox_list(x->conn, opt(x, "db"), &l);
+  if (rc < 0)
+    return call_error(x, "admin mailbox list", rc);
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&l->base);
+  else
+    mbxcli_print_mailboxes(stdout, l->mailboxes, l->n_mailboxes);
+  mbxc_free(&l);
+  return ex;
+}
+
+static int cmd_ping(struct ctx *x)
+{
+  Mbx__PingResp *p;
+  int rc = mbxc_ping(x->conn, &p);
+  if (rc < 0)
+    return call_error(x, "ping", rc);
+  int ex = 0;
+  if (x->json) {
+    ex = emit_json(&p->base);
+  } else {
+    const Mbx__HelloResp *h = mbxc_server_info(x->conn);
+    printf("pong from %s (node %s, mbxd %s)\n", mbxc_server_addr(x->conn),
+           h && h->node ? h->node : "?", h && h->server_version ? h->server_version : "?");
+  }
+  mbxc_free(&p);
+  return ex;
+}
+
+/* ======================================================================== */
+/* command table and help                                                   */
+/* ======================================================================== */
+
+#define O(n) { n, true }
+#define F(n) { n, false }
+
+static const struct cmd cmds[] = {
+  { { "folders" }, AUTH_USER, 0, 0, { { 0 } }, cmd_folders, "folders",
+    "Show the folder tree with unread and total item counts." },
+  { { "folder", "create" }, AUTH_USER, 1, 1, { O("parent"), O("class") }, cmd_folder_create,
+    "folder create NAME [--parent FOLDER] [--class mail|calendar|contacts|tasks|notes]",
+    "Create a folder (top level unless --parent)." },
+  { { "folder", "rename" }, AUTH_USER, 2, 2, { { 0 } }, cmd_folder_rename,
+    "folder rename FOLDER NEWNAME", "Rename a folder." },
+  { { "folder", "move" }, AUTH_USER, 1, 1, { O("parent"), F("top") }, cmd_folder_move,
+    "folder move FOLDER (--parent FOLDER | --top)", "Move a folder under another, or to the top." },
+  { { "folder", "delete" }, AUTH_USER, 1, 1, { { 0 } }, cmd_folder_delete,
+    "folder delete FOLDER", "Delete a folder with its items and subfolders." },
+  { { "folder", "empty" }, AUTH_USER, 1, 1, { { 0 } }, cmd_folder_empty,
+    "folder empty FOLDER", "Delete every item in a folder." },
+  { { "list" }, AUTH_USER, 1, 1, { O("limit"), O("offset") }, cmd_list,
+    "list FOLDER [--limit N] [--offset N]", "List a folder's items, newest first." },
+  { { "get" }, AUTH_USER, 1, 1, { F("body") }, cmd_get, "get ITEM [--body]",
+    "Show an item's headers or properties; --body adds the raw message." },
+  { { "append" }, AUTH_USER, 2, 2, { O("flags") }, cmd_append,
+    "append FOLDER FILE.eml [--flags seen,flagged,answered,draft]",
+    "Store an RFC 5322 message (FILE \"-\" = stdin) in a folder." },
+  { { "flag" }, AUTH_USER, 1, MAX_POS, { O("categories") }, cmd_flag,
+    "flag ITEM [+FLAG|-FLAG]... [--categories a,b]",
+    "Add (+) or remove (-) flags seen, flagged, answered, draft; replace categories." },
+  { { "move" }, AUTH_USER, 2, 2, { { 0 } }, cmd_move, "move ITEM FOLDER",
+    "Move an item to another folder." },
+  { { "copy" }, AUTH_USER, 2, 2, { { 0 } }, cmd_copy, "copy ITEM FOLDER",
+    "Copy an item into another folder." },
+  { { "delete" }, AUTH_USER, 1, 1, { F("hard") }, cmd_delete, "delete ITEM [--hard]",
+    "Move an item to Deleted Items, or remove it for good with --hard." },
+  { { "sync" }, AUTH_USER, 1, 1, { O("state") }, cmd_sync, "sync FOLDER [--state TOKEN]",
+    "Changes in a folder since TOKEN: + added, ~ changed, - deleted, then the new state." },
+  { { "sync-folders" }, AUTH_USER, 0, 0, { O("state") }, cmd_sync_folders,
+    "sync-folders [--state TOKEN]", "Changes to the folder hierarchy since TOKEN." },
+  { { "event", "add" }, AUTH_USER, 0, 0,
+    { O("subject"), O("start"), O("end"), O("tz"), O("location"), O("attendee"), O("rrule"),
+      O("reminder"), O("folder") }, cmd_event_add,
+    "event add --subject S --start ISO8601 --end ISO8601 [--tz ZONE] [--location L] "
+    "[--attendee A]... [--rrule RRULE] [--reminder MIN] [--folder F]",
+    "Create a calendar event (times without an offset are UTC)." },
+  { { "event", "list" }, AUTH_USER, 0, 0, { O("folder"), O("limit"), O("offset") },
+    cmd_event_list, "event list [--folder F] [--limit N] [--offset N]", "List calendar events." },
+  { { "contact", "add" }, AUTH_USER, 0, 0,
+    { O("name"), O("given"), O("surname"), O("email"), O("phone"), O("company"), O("folder") },
+    cmd_contact_add,
+    "contact add --name N [--given G] [--surname S] [--email E]... [--phone P]... [--company C]",
+    "Create a contact." },
+  { { "contact", "list" }, AUTH_USER, 0, 0, { O("folder"), O("limit"), O("offset") },
+    cmd_contact_list, "contact list", "List contacts." },
+  { { "task", "add" }, AUTH_USER, 0, 0,
+    { O("subject"), O("due"), O("status"), O("percent"), O("folder") }, cmd_task_add,
+    "task add --subject S [--due ISO8601] "
+    "[--status not-started|in-progress|completed|waiting|deferred] [--percent N]",
+    "Create a task." },
+  { { "task", "list" }, AUTH_USER, 0, 0, { O("folder"), O("limit"), O("offset") },
+    cmd_task_list, "task list", "List tasks." },
+  { { "note", "add" }, AUTH_USER, 0, 0, { O("subject"), O("body"), O("folder") }, cmd_note_add,
+    "note add --subject S [--body B]", "Create a note." },
+  { { "note", "list" }, AUTH_USER, 0, 0, { O("folder"), O("limit"), O("offset") },
+    cmd_note_list, "note list", "List notes." },
+  { { "deliver" }, AUTH_TRANSPORT, 1, 1, { O("to") }, cmd_deliver,
+    "deliver --to ADDRESS FILE.eml",
+    "Deliver a message (FILE \"-\" = stdin) to a mailbox's Inbox (transport credential)." },
+  { { "admin", "db", "create" }, AUTH_ADMIN, 1, 1, { { 0 } }, cmd_db_create,
+    "admin db create DB", "Create a mailbox database." },
+  { { "admin", "db", "list" }, AUTH_ADMIN, 0, 0, { { 0 } }, cmd_db_list, "admin db list",
+    "List databases." },
+  { { "admin", "db", "digest" }, AUTH_ADMIN, 1, 1, { { 0 } }, cmd_db_digest,
+    "admin db digest DB", "Print a deterministic hash of a database's logical content." },
+  { { "admin", "mailbox", "create" }, AUTH_ADMIN, 1, 1,
+    { O("db"), O("name"), O("alias"), O("quota-warn"), O("quota-prohibit") }, cmd_mailbox_create,
+    "admin mailbox create ADDRESS --db DB [--name \"Display Name\"] [--alias A]... "
+    "[--quota-warn SIZE] [--quota-prohibit SIZE]",
+    "Create a mailbox; its password comes from MBX_PASSWORD or a prompt (asked twice)." },
+  { { "admin", "mailbox", "list" }, AUTH_ADMIN, 0, 0, { O("db") }, cmd_mailbox_list,
+    "admin mailbox list [--db DB]", "List mailboxes." },
+  { { "ping" }, AUTH_NONE, 0, 0, { { 0 } }, cmd_ping, "ping",
+    "Check that the server answers (no login needed)." },
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static const char global_help[] =
+    "usage: mbx [OPTIONS] COMMAND [ARGS...]\n"
+    "\n"
+    "options (each also from the environment):\n"
+    "  --server H:P[,H:P...]  servers or proxies, tried in order   (MBX_SERVER)\n"
+    "  --ca FILE              CA certificate to verify them        (MBX_CA)\n"
+    "  --cert FILE --key FILE client certificate, e.g. OU=operator (MBX_CERT, MBX_KEY)\n"
+    "  --user ADDRESS         mailbox to log in to                 (MBX_USER)\n"
+    "  --json                 print one JSON document on stdout\n"
+    "  --help, --version\n"
+    "\n"
+    "passwords are never taken from the command line: MBX_PASSWORD (user, and the new\n"
+    "mailbox's for admin mailbox create), MBX_OPERATOR_PASSWORD (admin without a\n"
+    "certificate), MBX_TRANSPORT_PASSWORD (deliver without a certificate), else a prompt.\n"
+    "FOLDER is a path (Inbox, Projects/2026; case-insensitive) or a folder id; ITEM is an\n"
+    "item id; sync tokens are base64url. Exit codes: 0 ok, 1 refused, 2 usage, 3 connection.\n"
+    "\n"
+    "commands:\n";
+
+static void print_cmd_help(FILE *f, const struct cmd *c, bool full)
+{
+  fprintf(f, full ? "usage: mbx [OPTIONS] %s\n\n%s\n" : "  %s\n      %s\n", c->usage, c->help);
+}
+
+static void print_help(FILE *f)
+{
+  fputs(global_help, f);
+  for (size_t i = 0; i < NCMDS; i++)
+    print_cmd_help(f, &cmds[i], false);
+}
+
+/* ======================================================================== */
+/* main                                                                     */
+/* ======================================================================== */
+
+/* Longest command whose words match argv; *nwords_r = words consumed. */
+static const struct cmd *find_cmd(char **argv, int argc, int *nwords_r)
+{
+  const struct cmd *best = NULL;
+  int best_n = 0;
+  for (size_t i = 0; i < NCMDS; i++) {
+    int n = 0;
+    while (n < 3 && cmds[i].words[n] && n < argc && strcmp(cmds[i].words[n], argv[n]) == 0)
+      n++;
+    if ((n == 3 || !cmds[i].words[n]) && n > best_n) {
+      best = &cmds[i];
+      best_n = n;
+    }
+  }
+  *nwords_r = best_n;
+  return best;
+}
+
+/* Parses a command's arguments: "--name value", "--name=value", flags; anything not
+ * starting with "--" is positional ("-flagged" and "-" included). 1 = help shown. */
+static int parse_cmd_args(struct ctx *x, int argc, char **argv)
+{
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      print_cmd_help(stdout, x->cmd, true);
+      return -1;
+    }
+    if (strcmp(a, "--") == 0) {
+      for (i++; i < argc; i++) {
+        if (x->npos == MAX_POS)
+          return usage_error(x, "too many arguments");
+        x->pos[x->npos++] = argv[i];
+      }
+      break;
+    }
+    if (strncmp(a, "--", 2) != 0) {
+      if (x->npos == MAX_POS)
+        return usage_error(x, "too many arguments");
+      x->pos[x->npos++] = a;
+      continue;
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    int k = -1;
+    for (int j = 0; j < MAX_OPTS && x->cmd->opts[j].name; j++)
+      if (strlen(x->cmd->opts[j].name) == nlen && strncmp(x->cmd->opts[j].name, name, nlen) == 0)
+        k = j;
+    if (k < 0)
+      return usage_error(x, "unknown option --%.*s for %s", (int)nlen, name, cmd_name(x));
+    const char *val = "";
+    if (x->cmd->opts[k].has_arg) {
+      if (eq)
+        val = eq + 1;
+      else if (i + 1 < argc)
+        val = argv[++i];
+      else
+        return usage_error(x, "--%s needs a value", x->cmd->opts[k].name);
+    } else if (eq) {
+      return usage_error(x, "--%s takes no value", x->cmd->opts[k].name);
+    }
+    x->opt[k] = val;
+    if (x->nmulti[k] == MAX_MULTI)
+      return usage_error(x, "too many --%s", x->cmd->opts[k].name);
+    x->multi[k][x->nmulti[k]++] = val;
+  }
+  if (x->npos < x->cmd->min_pos)
+    return usage_error(x, "missing arguments: mbx %s", x->cmd->usage);
+  if (x->npos > x->cmd->max_pos)
+    return usage_error(x, "unexpected argument \"%s\"", x->pos[x->cmd->max_pos]);
+  return 0;
+}
+
+static const char *env_or(const char *v, const char *env)
+{
+  return v ? v : getenv(env);
+}
+
+int main(int argc, char **argv)
+{
+  static struct ctx ctx;
+  struct ctx *x = &ctx;
+  /* the library's own log lines would break "one line on stderr": MBX_DEBUG=1 shows them */
+  mbx_log_init("mbx", NULL, getenv("MBX_DEBUG") ? MBX_LOG_DEBUG : MBX_LOG_FATAL);
+  const char *server = NULL, *ca = NULL, *cert = NULL, *key = NULL, *user = NULL;
+  int i = 1;
+  for (; i < argc && strncmp(argv[i], "-", 1) == 0; i++) {
+    const char *a = argv[i];
+    const char **slot = NULL;
+    const char *name = NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      print_help(stdout);
+      return 0;
+    }
+    if (strcmp(a, "--version") == 0) {
+      printf("mbx %s (protocol %d)\n", MBXC_VERSION, MBXC_PROTOCOL_VERSION);
+      return 0;
+    }
+    if (strcmp(a, "--json") == 0) {
+      x->json = true;
+      continue;
+    }
+    static const struct { const char *name; int idx; } gopts[] = {
+      { "server", 0 }, { "ca", 1 }, { "cert", 2 }, { "key", 3 }, { "user", 4 },
+    };
+    const char **slots[] = { &server, &ca, &cert, &key, &user };
+    for (size_t g = 0; g < 5; g++) {
+      size_t n = strlen(gopts[g].name);
+      if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, gopts[g].name, n) == 0 &&
+          (a[2 + n] == 0 || a[2 + n] == '=')) {
+        slot = slots[gopts[g].idx];
+        name = gopts[g].name;
+        if (a[2 + n] == '=')
+          *slot = a + 3 + n;
+        else if (i + 1 < argc)
+          *slot = argv[++i];
+        else
+          return usage_error(NULL, "--%s needs a value", name);
+      }
+    }
+    if (!slot)
+      return usage_error(NULL, "unknown option %s", a);
+  }
+  if (i == argc)
+    return usage_error(NULL, "no command given");
+  int nwords;
+  x->cmd = find_cmd(argv + i, argc - i, &nwords);
+  if (!x->cmd) {
+    if (strcmp(argv[i], "help") == 0) {
+      print_help(stdout);
+      return 0;
+    }
+    return usage_error(NULL, "unknown command \"%s%s%s\"", argv[i], i + 1 < argc ? " " : "",
+                       i + 1 < argc ? argv[i + 1] : "");
+  }
+  int ex = parse_cmd_args(x, argc - i - nwords, argv + i + nwords);
+  if (ex)
+    return ex < 0 ? 0 : ex;
+  x->server = env_or(server, "MBX_SERVER");
+  x->ca = env_or(ca, "MBX_CA");
+  x->cert = env_or(cert, "MBX_CERT");
+  x->key = env_or(key, "MBX_KEY");
+  x->user = env_or(user, "MBX_USER");
+  if (x->cmd->auth == AUTH_USER && (!x->user || !*x->user))
+    return usage_error(x, "no user: use --user ADDRESS or set MBX_USER");
+  ex = do_connect(x);
+  if (!ex)
+    ex = authenticate(x);
+  if (!ex)
+    ex = x->cmd->run(x);
+  if (fflush(stdout) != 0 && !ex)
+    ex = local_error("cannot write output: %s", strerror(errno));
+  mbxc_close(&x->conn);
+  return ex;
+}

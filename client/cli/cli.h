@@ -1,0 +1,81 @@
+/* cli.h — the mbx command line's pure helpers (argument parsing, tokens, JSON and
+ * table output), split from mbx.c so that the unit tests can call them. Prefix
+ * mbxcli_. Functions return 0 or a negative MBX_E… code. */
+#ifndef MBX_CLI_H
+#define MBX_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "mbx/mbx.h"
+
+/* ---- util.c ---- */
+
+/* base64url (RFC 4648 §5) without padding. Encode appends a NUL-terminated string
+ * to out. Decode accepts the same alphabet (trailing '=' tolerated) and refuses
+ * anything else with MBX_EINVAL; *out_r is malloc'd (free()), *len_r its length. */
+int mbxcli_b64url_encode(const uint8_t *data, size_t len, struct mbx_buf *out);
+int mbxcli_b64url_decode(const char *s, uint8_t **out_r, size_t *len_r);
+
+/* ISO 8601 date-time → microseconds since the epoch: "2026-03-01",
+ * "2026-03-01T09:30", "2026-03-01T09:30:15.250Z", "…+02:00", "…-0530"; a space may
+ * replace the T. Without an offset the time is UTC. MBX_EINVAL otherwise. */
+int mbxcli_parse_iso8601(const char *s, int64_t *us_r);
+/* us → "2026-03-01T09:30:15Z" (UTC); buf at least 32 bytes. */
+void mbxcli_format_time(int64_t us, char *buf, size_t len);
+
+/* "1048576", "512K", "10M", "1.5G", "2GiB", "3T" (powers of 1024; a trailing B or iB
+ * is allowed). MBX_EINVAL for junk, MBX_ELIMIT on overflow. */
+int mbxcli_parse_size(const char *s, uint64_t *bytes_r);
+/* Decimal without sign or junk; MBX_EINVAL otherwise, MBX_ELIMIT over max. */
+int mbxcli_parse_u64(const char *s, uint64_t max, uint64_t *v_r);
+
+/* "seen" → MBX__ITEM_FLAG__FLAG_SEEN …; MBX_EINVAL for an unknown name. */
+int mbxcli_flag_bit(const char *name, size_t len, uint32_t *bit_r);
+/* "seen,flagged" → bits. */
+int mbxcli_parse_flag_list(const char *csv, uint32_t *bits_r);
+/* "+seen" / "-flagged" → adds to *add_r or *remove_r. */
+int mbxcli_parse_flag_change(const char *arg, uint32_t *add_r, uint32_t *remove_r);
+/* Bits → "SFAD"-style column ("S" seen, "F" flagged, "A" answered, "D" draft, "-"
+ * for each unset): buf at least 5 bytes. */
+void mbxcli_flags_column(uint32_t flags, char *buf);
+
+/* Splits "a,b,c" into a malloc'd NULL-terminated array of malloc'd strings (empty
+ * parts dropped); free with mbxcli_strv_free. */
+int mbxcli_split_csv(const char *csv, char ***v_r, size_t *n_r);
+void mbxcli_strv_free(char ***v);
+
+/* "mail|calendar|contacts|tasks|notes" → FolderClass. */
+int mbxcli_parse_folder_class(const char *s, Mbx__FolderClass *c_r);
+/* "not-started|in-progress|completed|waiting|deferred" → TaskStatus. */
+int mbxcli_parse_task_status(const char *s, Mbx__TaskStatus *st_r);
+
+/* ---- output.c ---- */
+
+/* JSON string literal for len bytes of s (quotes included): control characters
+ * escaped, invalid UTF-8 replaced by U+FFFD. */
+int mbxcli_json_string(struct mbx_buf *out, const char *s, size_t len);
+/* The message as one JSON object, generically from its descriptor: proto field
+ * names as keys, unset optional fields omitted, repeated → arrays, enums → value
+ * names, bytes → base64url without padding, 64-bit integers as plain numbers. */
+int mbxcli_json_message(struct mbx_buf *out, const ProtobufCMessage *m);
+
+/* Human-readable renderings to f. */
+void mbxcli_print_folders(FILE *f, const Mbx__FoldersResp *fr);
+void mbxcli_print_folder(FILE *f, const Mbx__FoldersResp *fr, const Mbx__Folder *folder);
+void mbxcli_print_items(FILE *f, Mbx__Item *const *items, size_t n);
+void mbxcli_print_list(FILE *f, const Mbx__ListResp *lr);
+void mbxcli_print_item(FILE *f, const Mbx__ItemResp *ir, bool with_body);
+void mbxcli_print_sync(FILE *f, Mbx__Item *const *added, size_t na, Mbx__Item *const *changed,
+                       size_t nc, const uint64_t *deleted, size_t nd,
+                       const ProtobufCBinaryData *state, bool more);
+void mbxcli_print_sync_folders(FILE *f, const Mbx__SyncFoldersResp *sr);
+void mbxcli_print_dbs(FILE *f, Mbx__DbInfo *const *dbs, size_t n);
+void mbxcli_print_mailboxes(FILE *f, Mbx__MailboxInfo *const *m, size_t n);
+/* An item's one-line title: subject, or contact name, or "(no subject)". */
+const char *mbxcli_item_title(const Mbx__Item *it);
+
+#endif

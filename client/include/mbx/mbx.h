@@ -1,0 +1,214 @@
+/* mbx.h — libmbx, the mbx client library: the public contract and its manual.
+ * One implementation on libuv, used either asynchronously on the caller's loop or
+ * blocking on a private loop. Messages are the protobuf-c types of proto/client.proto
+ * and proto/store.proto (Mbx__Request, Mbx__Response, Mbx__Folder, Mbx__Item …).
+ *
+ * Conventions (libuv/LMDB style):
+ *  - Functions return 0 or a negative MBX_E… code (common/mbx_error.h;
+ *    mbx_strerror()/mbx_strerror_name() give text and "EQUOTA"-style names).
+ *  - If a function that takes a callback returns an error, the callback is never
+ *    called. Otherwise it is called exactly once.
+ *  - A server-side refusal returns the server's code (MBX_EQUOTA, MBX_ENOTFOUND …);
+ *    the server's one-line message is then available from mbxc_last_error(conn).
+ *  - Thread rules: a connection belongs to one thread. An async connection lives on
+ *    its loop's thread: every mbxc_* call on it, and every callback, happens there.
+ *    A blocking connection (mbxc_open) may move between threads only if the caller
+ *    serialises all use of it. Different connections are independent.
+ *  - Messages returned by the blocking calls are owned by the caller and freed with
+ *    mbxc_free(&msg) (any Mbx__… message returned by this library, nothing else). */
+#ifndef MBX_MBX_H
+#define MBX_MBX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "client.pb-c.h"
+#include "mbx_error.h"
+#include "store.pb-c.h"
+
+#define MBXC_VERSION "0.1.0"
+#define MBXC_PROTOCOL_VERSION 1
+#define MBXC_MAX_SERVERS 16
+#define MBXC_DEFAULT_CONNECT_TIMEOUT_MS 5000u
+#define MBXC_DEFAULT_REQUEST_TIMEOUT_MS 30000u
+#define MBXC_DEFAULT_MAX_FRAME_BYTES ((size_t)64 << 20)
+
+/* An open (or opening) connection to one mbxd / mbx-proxy. Opaque. */
+typedef struct mbxc_conn mbxc_conn;
+
+/* Connection options. Strings are borrowed only for the duration of
+ * mbxc_connect/mbxc_open (the library copies what it keeps). Zero means default. */
+struct mbxc_options {
+  const char *servers;              /* "H:P[,H:P…]" tried in order; IPv6 as "[::1]:7001" */
+  const char *ca_file;              /* CA that signed the servers (required) */
+  const char *cert_file;            /* optional client certificate (e.g. OU=operator) */
+  const char *key_file;             /* its key; required when cert_file is set */
+  uint32_t connect_timeout_ms;      /* per server, TCP + TLS + hello; 0 = 5000 */
+  uint32_t request_timeout_ms;      /* per call; 0 = 30000 */
+  size_t max_frame_bytes;           /* largest response accepted; 0 = 64 MiB */
+  const char *client_name;          /* sent in hello (e.g. "mbx/0.1.0"); NULL = "libmbx" */
+};
+
+/* ---- async API (caller's loop) ------------------------------------------- */
+
+/* status 0: connected, TLS verified, hello exchanged; the connection is usable.
+ * Otherwise (MBX_ECONN, MBX_ETLS, MBX_ETIMEDOUT, MBX_EPROTO, MBX_EINVAL …) every
+ * server failed: mbxc_last_error(conn) says why in one line, e.g.
+ * "cannot connect to 127.0.0.1:7001: connection refused". In both cases the caller
+ * still owns conn and must release it with mbxc_close(). */
+typedef void (*mbxc_connect_cb)(mbxc_conn *conn, int status, void *arg);
+
+/* Reply callback. status 0: resp is the server's reply (body set). status < 0: the
+ * call failed; resp is the server's reply carrying resp->error when the server
+ * refused (status is then its code), or NULL for local failures: MBX_ETIMEDOUT
+ * (no reply within request_timeout_ms; a late reply is dropped), MBX_ECLOSED (the
+ * connection dropped or mbxc_close was called), MBX_EPROTO (undecodable reply).
+ * resp is borrowed for the duration of the callback. The callback may call
+ * mbxc_call and mbxc_close on the same connection. */
+typedef void (*mbxc_reply_cb)(mbxc_conn *conn, int status, const Mbx__Response *resp,
+                              void *arg);
+
+/* Starts connecting on loop (which the caller runs). Tries each server in order,
+ * each bounded by connect_timeout_ms. On return 0, *conn_r is set and cb will be
+ * called once. Errors (cb not called, *conn_r untouched): MBX_EINVAL (bad server
+ * list or options), MBX_ETLS (CA/cert/key unreadable), MBX_ENOMEM. The detail of an
+ * MBX_EINVAL/MBX_ETLS return is in mbxc_open_error(). Loop thread only. */
+int mbxc_connect(uv_loop_t *loop, const struct mbxc_options *opts, mbxc_connect_cb cb,
+                 void *arg, mbxc_conn **conn_r);
+
+/* Sends req and calls cb with its reply. The library assigns req->id (the caller's
+ * id is overwritten); req is borrowed for the duration of the call only (it is
+ * packed before return). Calls may be pipelined freely: replies are matched by id
+ * and may arrive in any order. Errors (cb not called): MBX_EINVAL (not connected
+ * yet or req NULL), MBX_ECLOSED (connection gone), MBX_ELIMIT (request larger than
+ * the server's max frame, or write queue full), MBX_ENOMEM. */
+int mbxc_call(mbxc_conn *conn, Mbx__Request *req, mbxc_reply_cb cb, void *arg);
+
+/* Closes the connection and frees it. Every call still in flight gets its callback
+ * with MBX_ECLOSED before mbxc_close returns; a pending connect callback gets
+ * MBX_ECLOSED too. Memory is released from the loop's close callbacks, so an async
+ * caller must keep running its loop afterwards. Sets *conn to NULL. Safe from inside
+ * callbacks of this connection, and with *conn == NULL. */
+void mbxc_close(mbxc_conn **conn);
+
+/* ---- blocking API (private loop) ------------------------------------------ */
+
+/* Connects as mbxc_connect does and waits. On success *conn_r is a connected
+ * connection. On failure returns the code and sets *error_r (if not NULL) to one
+ * line, valid until the next mbxc_open/mbxc_connect on this thread. */
+int mbxc_open(const struct mbxc_options *opts, mbxc_conn **conn_r, const char **error_r);
+
+/* Sends req and waits for its reply (at most request_timeout_ms). On 0, *resp_r is
+ * the reply, owned by the caller (mbxc_free). On a server refusal returns its code
+ * and *resp_r is NULL (message: mbxc_last_error). Other errors: MBX_ETIMEDOUT,
+ * MBX_ECLOSED, MBX_EPROTO, MBX_ELIMIT, MBX_EINVAL (async connection: use mbxc_call).
+ * Must not be called from a callback. */
+int mbxc_call_sync(mbxc_conn *conn, Mbx__Request *req, Mbx__Response **resp_r);
+
+/* ---- information --------------------------------------------------------- */
+
+/* One line describing the last failure on conn (the server's message for a refusal,
+ * a local description otherwise); "" if none. Valid until the next call on conn. */
+const char *mbxc_last_error(const mbxc_conn *conn);
+/* Code of that failure (0 if none). */
+int mbxc_last_error_code(const mbxc_conn *conn);
+/* Detail of the last failed mbxc_connect/mbxc_open on this thread; never NULL. */
+const char *mbxc_open_error(void);
+/* The server's hello (node, version, max_frame_bytes, max_message_bytes), or NULL
+ * before the connection is up. Borrowed; valid until mbxc_close. */
+const Mbx__HelloResp *mbxc_server_info(const mbxc_conn *conn);
+/* "host:port" of the server in use (or last tried); borrowed. */
+const char *mbxc_server_addr(const mbxc_conn *conn);
+
+/* Frees a message returned by this library and sets *msg to NULL; NULL is fine. */
+void mbxc_free_message(ProtobufCMessage **msg);
+#define mbxc_free(pp) mbxc_free_message((ProtobufCMessage **)(void *)(pp))
+
+/* ---- typed blocking calls --------------------------------------------------
+ * Each builds one request, waits (mbxc_call_sync rules) and hands back the reply's
+ * body message, owned by the caller (mbxc_free). Output params are set only on 0.
+ * Server codes to expect are listed per call; any call can also fail with
+ * MBX_ENOTAUTH (not logged in), MBX_EPERM (role may not do this), MBX_ETIMEDOUT,
+ * MBX_ECLOSED, MBX_EPROTO (reply lacked the expected body). */
+
+/* Logs in. role: MBX__ROLE__ROLE_USER (user = mailbox address), _OPERATOR or
+ * _TRANSPORT. password borrowed. MBX_EAUTH on wrong credentials. */
+int mbxc_login(mbxc_conn *conn, Mbx__Role role, const char *user, const char *password,
+               Mbx__LoginResp **resp_r);
+int mbxc_ping(mbxc_conn *conn, Mbx__PingResp **resp_r);
+
+/* The mailbox's whole folder hierarchy. */
+int mbxc_folders(mbxc_conn *conn, Mbx__FoldersResp **resp_r);
+/* Resolves spec ("Inbox", "projects/2026" — path segments compared
+ * case-insensitively — or a numeric folder id) with one folders call. *folder_r is a
+ * copy owned by the caller (mbxc_free). MBX_ENOTFOUND if nothing matches. */
+int mbxc_find_folder(mbxc_conn *conn, const char *spec, Mbx__Folder **folder_r);
+/* The same resolution against a folders reply already held; *folder_r borrowed from
+ * fr. MBX_ENOTFOUND, MBX_EINVAL (empty spec). Pure: no I/O, any thread. */
+int mbxc_folder_resolve(const Mbx__FoldersResp *fr, const char *spec,
+                        const Mbx__Folder **folder_r);
+/* Writes f's full path ("Projects/2026") into buf (truncated, always terminated).
+ * Returns the path depth (0 = top level) or MBX_ELIMIT if the parent chain loops or
+ * is deeper than 64. Pure. */
+int mbxc_folder_path(const Mbx__FoldersResp *fr, const Mbx__Folder *f, char *buf,
+                     size_t len);
+/* The folder with that well-known role (MBX__WELL_KNOWN__WK_CALENDAR …), borrowed
+ * from fr, or NULL. Pure. */
+const Mbx__Folder *mbxc_folder_well_known(const Mbx__FoldersResp *fr, Mbx__WellKnown wk);
+
+/* parent_id 0 = top level. MBX_EEXIST (sibling with that name), MBX_ENOTFOUND. */
+int mbxc_create_folder(mbxc_conn *conn, const char *name, uint64_t parent_id,
+                       Mbx__FolderClass folder_class, Mbx__FolderResp **resp_r);
+/* Rename (name != NULL) and/or move (move true: to parent_id, 0 = top level). */
+int mbxc_update_folder(mbxc_conn *conn, uint64_t folder_id, const char *name, bool move,
+                       uint64_t parent_id, Mbx__FolderResp **resp_r);
+/* MBX_ENOTFOUND; MBX_EPERM for well-known folders. */
+int mbxc_delete_folder(mbxc_conn *conn, uint64_t folder_id);
+/* Deletes every item of the folder; *count_r (may be NULL) = items removed. */
+int mbxc_empty_folder(mbxc_conn *conn, uint64_t folder_id, uint64_t *count_r);
+
+/* Newest first. limit 0 = server default (50). */
+int mbxc_list(mbxc_conn *conn, uint64_t folder_id, uint32_t offset, uint32_t limit,
+              Mbx__ListResp **resp_r);
+int mbxc_get(mbxc_conn *conn, uint64_t item_id, bool with_body, Mbx__ItemResp **resp_r);
+/* Appends raw RFC 5322 bytes (borrowed). flags: MBX__ITEM_FLAG__FLAG_* bits.
+ * MBX_ETOOBIG (over max_message_bytes, checked locally first), MBX_EQUOTA. */
+int mbxc_append(mbxc_conn *conn, uint64_t folder_id, const void *body, size_t len,
+                uint32_t flags, Mbx__ItemResp **resp_r);
+/* Creates an event/contact/task/note; item borrowed (kind + sub-message set). */
+int mbxc_create_item(mbxc_conn *conn, uint64_t folder_id, const Mbx__Item *item,
+                     Mbx__ItemResp **resp_r);
+/* Adds/removes flag bits; categories replaced when set_categories (n strings). */
+int mbxc_set_flags(mbxc_conn *conn, uint64_t item_id, uint32_t add, uint32_t remove,
+                   bool set_categories, const char *const *categories, size_t n,
+                   Mbx__ItemResp **resp_r);
+int mbxc_move(mbxc_conn *conn, uint64_t item_id, uint64_t folder_id, Mbx__ItemResp **resp_r);
+int mbxc_copy(mbxc_conn *conn, uint64_t item_id, uint64_t folder_id, Mbx__ItemResp **resp_r);
+/* hard false: to Deleted Items (removed for good if already there). */
+int mbxc_delete(mbxc_conn *conn, uint64_t item_id, bool hard);
+
+/* Changes since state (state_len 0 = from the beginning; the token is opaque).
+ * MBX_ESTATE for a token of another folder or database. */
+int mbxc_sync(mbxc_conn *conn, uint64_t folder_id, const void *state, size_t state_len,
+              uint32_t max_changes, Mbx__SyncResp **resp_r);
+int mbxc_sync_folders(mbxc_conn *conn, const void *state, size_t state_len,
+                      uint32_t max_changes, Mbx__SyncFoldersResp **resp_r);
+
+/* Transport role: delivers raw bytes to the Inbox of address to. MBX_ENOTFOUND
+ * (no such mailbox), MBX_EQUOTA, MBX_ETOOBIG. */
+int mbxc_deliver(mbxc_conn *conn, const char *to, const void *body, size_t len,
+                 Mbx__ItemResp **resp_r);
+
+/* Operator role. */
+int mbxc_db_create(mbxc_conn *conn, const char *name, Mbx__DbInfo **resp_r);
+int mbxc_db_list(mbxc_conn *conn, Mbx__DbListResp **resp_r);
+int mbxc_db_digest(mbxc_conn *conn, const char *name, Mbx__DbDigestResp **resp_r);
+/* req borrowed: address, database, password required. MBX_EEXIST, MBX_ENOTFOUND. */
+int mbxc_mailbox_create(mbxc_conn *conn, const Mbx__MailboxCreateReq *req,
+                        Mbx__MailboxInfo **resp_r);
+/* database NULL = all. */
+int mbxc_mailbox_list(mbxc_conn *conn, const char *database, Mbx__MailboxListResp **resp_r);
+
+#endif

@@ -1,0 +1,38 @@
+/* client_int.h — libmbx internals shared between client.c and blocking.c (mbxc__
+ * prefix), and the pure pieces exposed to the unit tests. Not installed. */
+#ifndef MBX_CLIENT_INT_H
+#define MBX_CLIENT_INT_H
+
+#include "mbx/mbx.h"
+
+struct mbxc__call;
+
+/* In-flight calls, oldest first. All calls share one timeout, so send order is
+ * deadline order and one timer on the head suffices. */
+struct mbxc__pending {
+  struct mbxc__call *head, *tail;
+  size_t count;
+  uint64_t next_id;
+};
+
+void mbxc__pending_init(struct mbxc__pending *p);
+int mbxc__pending_add(struct mbxc__pending *p, uint64_t deadline_us, mbxc_reply_cb cb,
+                      void *arg, uint64_t *id_r);
+int mbxc__pending_take(struct mbxc__pending *p, uint64_t id, mbxc_reply_cb *cb_r,
+                       void **arg_r);
+int mbxc__pending_take_expired(struct mbxc__pending *p, uint64_t now_us, bool force,
+                               mbxc_reply_cb *cb_r, void **arg_r);
+uint64_t mbxc__pending_next_deadline(const struct mbxc__pending *p);
+
+int mbxc__parse_servers(const char *list, char **hosts, uint16_t *ports, size_t max,
+                        size_t *n_r);
+
+uv_loop_t *mbxc__loop(mbxc_conn *c);
+void mbxc__set_own_loop(mbxc_conn *c);
+bool mbxc__own_loop(const mbxc_conn *c);
+/* Inside a reply callback: the library will not free the reply; the caller owns it. */
+void mbxc__steal_reply(mbxc_conn *c);
+void mbxc__set_last_error(mbxc_conn *c, int code, const char *msg);
+void mbxc__open_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,55 @@
+/* commit.h — mbx_committer_*: group commit. One writer thread per database batches
+ * the write requests queued while the previous batch was being made durable into one
+ * LMDB write transaction, so a burst of writes costs one fsync, not one each.
+ *
+ * Thread rules: start, submit, stop and the done callbacks are on the loop thread;
+ * run callbacks are on the writer thread (they may use the store's write functions
+ * and the memory of their own arg, nothing of the loop's). */
+#ifndef MBX_COMMIT_H
+#define MBX_COMMIT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "store.h"
+
+struct mbx_committer;
+
+struct mbx_committer_options {
+  uint32_t batch_max;                 /* jobs per write transaction; 0 = 1024 */
+  uint32_t queue_max;                 /* queued jobs before submit says MBX_EBUSY; 0 = 65536 */
+};
+
+/* Writer thread, inside a unit: returns 0 to keep the unit's changes, < 0 to roll
+ * them back (the job then completes with that error). */
+typedef int (*mbx_commit_run_fn)(struct mbx_wtxn *w, void *arg);
+/* Loop thread, once the job's outcome is final: status is the run's error, or the
+ * commit's error if the batch could not be made durable (nothing is acknowledged that
+ * is not durable); lsn is the batch's log record (0 if it wrote nothing or failed). */
+typedef void (*mbx_commit_done_fn)(int status, uint64_t lsn, void *arg);
+
+struct mbx_committer_stats {
+  uint64_t jobs, batches, failed_commits;
+  uint32_t queued;                    /* waiting for the writer now */
+};
+
+/* Starts the writer thread for store (borrowed: keep it open until stop returns).
+ * Returns 0, MBX_ENOMEM, MBX_EIO (thread/async creation failed). */
+int mbx_committer_start(uv_loop_t *loop, struct mbx_store *store,
+                        const struct mbx_committer_options *opt, struct mbx_committer **c_r);
+
+/* Queues a job; arg is borrowed until done is called. Returns 0 (done will be called
+ * exactly once, later, never from inside submit), MBX_EBUSY (queue full),
+ * MBX_ESHUTDOWN (stopping), MBX_ENOMEM; on error done is never called. */
+int mbx_committer_submit(struct mbx_committer *c, mbx_commit_run_fn run, mbx_commit_done_fn done,
+                         void *arg);
+
+void mbx_committer_get_stats(struct mbx_committer *c, struct mbx_committer_stats *st);
+
+/* Refuses new jobs, lets the writer commit everything queued, joins it, calls the
+ * remaining done callbacks (from inside this call), and sets *c to NULL. Blocks the
+ * loop for at most the last batch: meant for shutdown. The memory is released by a
+ * uv_close callback, so run the loop afterwards. */
+void mbx_committer_stop(struct mbx_committer **c);
+
+#endif

@@ -1,0 +1,73 @@
+/* conn.h — mbx_conn_*: one client connection and its session (role, mailbox), and
+ * the requests in flight on it. A connection is freed only once its stream has
+ * closed and no request still refers to it, so late completions are harmless. */
+#ifndef MBX_CONN_H
+#define MBX_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "client.pb-c.h"
+#include "node.h"
+
+#define MBX_CONN_INFLIGHT_MAX 1024    /* beyond it, stop reading until half are done */
+
+struct mbx_conn {
+  struct mbx_node *node;
+  struct mbx_stream *stream;          /* NULL once on_close has run */
+  struct mbx_conn *prev, *next;       /* node->conns */
+  char peer[64];                      /* "127.0.0.1:53122" */
+  /* session */
+  bool has_role;
+  Mbx__Role role;
+  struct mbx_db *db;                  /* ROLE_USER: the mailbox's database */
+  uint64_t mailbox_id;
+  char address[256];
+  /* flow */
+  uint32_t inflight;                  /* requests received, not yet answered */
+  bool paused;                        /* reading stopped (too many in flight / draining) */
+  bool closing;                       /* close requested: answers are dropped */
+};
+
+/* One request, from the frame to its response. All its memory is in arena. */
+struct mbx_req {
+  struct mbx_conn *conn;              /* kept alive until mbx_req_finish */
+  struct mbx_arena arena;
+  Mbx__Request *rq;
+  Mbx__Response resp;                 /* body set by the handler */
+  int status;                         /* < 0: answered with Error */
+  const char *errmsg;                 /* one line for the person (NULL: mbx_strerror) */
+  struct mbx_rtxn *rtxn;              /* open until the response is packed (borrowed bodies) */
+  /* session snapshot taken when the request arrived */
+  struct mbx_db *db;
+  uint64_t mailbox_id;
+  /* asynchronous steps (handler.c) */
+  uv_work_t work;
+  int (*run)(struct mbx_wtxn *w, struct mbx_req *r);      /* writer thread */
+  void (*complete)(struct mbx_req *r);                     /* loop thread, after commit */
+  int work_rc;
+  bool found;
+  const char *hash;
+  char hash_buf[160];
+  struct mbx_store *new_store;
+  const char *store_error;
+  union {
+    Mbx__Item *item;
+    Mbx__Folder *folder;
+    Mbx__Mailbox *mailbox;
+    uint64_t count;
+  } out;
+};
+
+/* Accepts a pending connection on the node's listener (or refuses it over
+ * max_connections). */
+void mbx_conn_accept(struct mbx_node *n);
+/* Closes the connection (answers still in flight are dropped). */
+void mbx_conn_close(struct mbx_conn *c, int status);
+void mbx_conn_pause(struct mbx_conn *c, bool pause);
+
+/* Sends r's response (or its error) if the connection is still open, then frees r. */
+void mbx_req_finish(struct mbx_req *r);
+
+#endif

@@ -1,0 +1,265 @@
+/* test_client_cli.c — the mbx CLI's pure helpers: base64url sync tokens, ISO 8601,
+ * size suffixes, flag arguments, JSON escaping and the generic protobuf → JSON
+ * conversion that `mbx --json` prints. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cli.h"
+
+static char *json_of_string(const char *s, size_t len)
+{
+  struct mbx_buf b;
+  mbx_buf_init(&b, 0);
+  assert_int_equal(mbxcli_json_string(&b, s, len), 0);
+  assert_int_equal(mbx_buf_append(&b, "", 1), 0);
+  return (char *)b.data;
+}
+
+static char *json_of(const ProtobufCMessage *m)
+{
+  struct mbx_buf b;
+  mbx_buf_init(&b, 0);
+  assert_int_equal(mbxcli_json_message(&b, m), 0);
+  assert_int_equal(mbx_buf_append(&b, "", 1), 0);
+  return (char *)b.data;
+}
+
+static void test_b64url_round_trip(void **state)
+{
+  (void)state;
+  uint8_t data[64];
+  for (size_t i = 0; i < sizeof(data); i++)
+    data[i] = (uint8_t)(i * 37 + 250);
+  for (size_t len = 0; len <= sizeof(data); len++) {
+    struct mbx_buf b;
+    mbx_buf_init(&b, 0);
+    assert_int_equal(mbxcli_b64url_encode(data, len, &b), 0);
+    const char *enc = b.data ? (const char *)b.data : "";
+    assert_null(strpbrk(enc, "+/="));           /* url-safe, no padding */
+    uint8_t *dec;
+    size_t dlen;
+    assert_int_equal(mbxcli_b64url_decode(enc, &dec, &dlen), 0);
+    assert_int_equal(dlen, len);
+    assert_memory_equal(dec, data, len);
+    free(dec);
+    mbx_buf_free(&b);
+  }
+  struct mbx_buf b;
+  mbx_buf_init(&b, 0);
+  assert_int_equal(mbxcli_b64url_encode((const uint8_t *)"\xfb\xff", 2, &b), 0);
+  assert_string_equal((char *)b.data, "-_8");
+  mbx_buf_free(&b);
+}
+
+static void test_b64url_rejects_junk(void **state)
+{
+  (void)state;
+  uint8_t *d;
+  size_t n;
+  assert_int_equal(mbxcli_b64url_decode("ab+c", &d, &n), MBX_EINVAL);
+  assert_int_equal(mbxcli_b64url_decode("ab/c", &d, &n), MBX_EINVAL);
+  assert_int_equal(mbxcli_b64url_decode("a", &d, &n), MBX_EINVAL);
+  assert_int_equal(mbxcli_b64url_decode("ab c", &d, &n), MBX_EINVAL);
+  assert_int_equal(mbxcli_b64url_decode("-_9", &d, &n), MBX_EINVAL); /* non-zero tail bits */
+  assert_int_equal(mbxcli_b64url_decode("-_8=", &d, &n), 0);         /* padding tolerated */
+  assert_int_equal(n, 2);
+  assert_memory_equal(d, "\xfb\xff", 2);
+  free(d);
+}
+
+static void test_iso8601(void **state)
+{
+  (void)state;
+  int64_t us;
+  assert_int_equal(mbxcli_parse_iso8601("1970-01-01T00:00:00Z", &us), 0);
+  assert_int_equal(us, 0);
+  assert_int_equal(mbxcli_parse_iso8601("2026-03-01T09:30:15.25Z", &us), 0);
+  assert_int_equal(us, 1772357415250000LL);
+  assert_int_equal(mbxcli_parse_iso8601("2026-03-01T11:30:15.25+02:00", &us), 0);
+  assert_int_equal(us, 1772357415250000LL);
+  assert_int_equal(mbxcli_parse_iso8601("2026-03-01 04:00:15.25-0530", &us), 0);
+  assert_int_equal(us, 1772357415250000LL);
+  assert_int_equal(mbxcli_parse_iso8601("2026-03-01", &us), 0);
+  assert_int_equal(us, 1772323200000000LL);
+  assert_int_equal(mbxcli_parse_iso8601("2024-02-29T12:00", &us), 0);
+  assert_int_equal(mbxcli_parse_iso8601("2026-02-29", &us), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_iso8601("2026-13-01", &us), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_iso8601("2026-03-01T25:00", &us), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_iso8601("2026-03-01T09:30Zjunk", &us), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_iso8601("tomorrow", &us), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_iso8601("", &us), MBX_EINVAL);
+  char buf[32];
+  mbxcli_format_time(1772357415250000LL, buf, sizeof(buf));
+  assert_string_equal(buf, "2026-03-01T09:30:15Z");
+}
+
+static void test_size_suffixes(void **state)
+{
+  (void)state;
+  uint64_t v;
+  assert_int_equal(mbxcli_parse_size("1048576", &v), 0);
+  assert_int_equal(v, 1048576);
+  assert_int_equal(mbxcli_parse_size("512K", &v), 0);
+  assert_int_equal(v, 512 * 1024);
+  assert_int_equal(mbxcli_parse_size("10M", &v), 0);
+  assert_int_equal(v, 10 << 20);
+  assert_int_equal(mbxcli_parse_size("1.5G", &v), 0);
+  assert_int_equal(v, 3ULL << 29);
+  assert_int_equal(mbxcli_parse_size("2GiB", &v), 0);
+  assert_int_equal(v, 2ULL << 30);
+  assert_int_equal(mbxcli_parse_size("3tb", &v), 0);
+  assert_int_equal(v, 3ULL << 40);
+  assert_int_equal(mbxcli_parse_size("100B", &v), 0);
+  assert_int_equal(v, 100);
+  assert_int_equal(mbxcli_parse_size("1.5", &v), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_size("10X", &v), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_size("-1M", &v), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_size("M", &v), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_size("10MBx", &v), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_size("99999999999T", &v), MBX_ELIMIT);
+  assert_int_equal(mbxcli_parse_size("99999999999999999999999", &v), MBX_ELIMIT);
+}
+
+static void test_flag_arguments(void **state)
+{
+  (void)state;
+  uint32_t add = 0, rm = 0, bits;
+  assert_int_equal(mbxcli_parse_flag_change("+seen", &add, &rm), 0);
+  assert_int_equal(mbxcli_parse_flag_change("-flagged", &add, &rm), 0);
+  assert_int_equal(mbxcli_parse_flag_change("+Draft", &add, &rm), 0);
+  assert_int_equal(add, MBX__ITEM_FLAG__FLAG_SEEN | MBX__ITEM_FLAG__FLAG_DRAFT);
+  assert_int_equal(rm, MBX__ITEM_FLAG__FLAG_FLAGGED);
+  assert_int_equal(mbxcli_parse_flag_change("-seen", &add, &rm), 0); /* last one wins */
+  assert_int_equal(add, MBX__ITEM_FLAG__FLAG_DRAFT);
+  assert_int_equal(mbxcli_parse_flag_change("seen", &add, &rm), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_flag_change("+bogus", &add, &rm), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_flag_list("seen,answered", &bits), 0);
+  assert_int_equal(bits, MBX__ITEM_FLAG__FLAG_SEEN | MBX__ITEM_FLAG__FLAG_ANSWERED);
+  assert_int_equal(mbxcli_parse_flag_list("seen,nope", &bits), MBX_EINVAL);
+  char col[5];
+  mbxcli_flags_column(MBX__ITEM_FLAG__FLAG_SEEN | MBX__ITEM_FLAG__FLAG_DRAFT, col);
+  assert_string_equal(col, "S--D");
+  char **v;
+  size_t n;
+  assert_int_equal(mbxcli_split_csv("a,,b,", &v, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(v[0], "a");
+  assert_string_equal(v[1], "b");
+  assert_null(v[2]);
+  mbxcli_strv_free(&v);
+  assert_null(v);
+  uint64_t u;
+  assert_int_equal(mbxcli_parse_u64("42", 100, &u), 0);
+  assert_int_equal(u, 42);
+  assert_int_equal(mbxcli_parse_u64("101", 100, &u), MBX_ELIMIT);
+  assert_int_equal(mbxcli_parse_u64("4x", 100, &u), MBX_EINVAL);
+  assert_int_equal(mbxcli_parse_u64("-4", 100, &u), MBX_EINVAL);
+}
+
+static void test_json_escaping(void **state)
+{
+  (void)state;
+  char *j = json_of_string("a\"b\\c\n\t\x01\x7f", 9);
+  assert_string_equal(j, "\"a\\\"b\\\\c\\n\\t\\u0001\\u007f\"");
+  free(j);
+  /* valid UTF-8 passes through; invalid bytes, overlongs and surrogates do not */
+  j = json_of_string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7", 14);
+  assert_string_equal(j, "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7\"");
+  free(j);
+  j = json_of_string("x\xff" "y\xc0\xaf" "z\xed\xa0\x80" "\xe2\x82", 11);
+  assert_string_equal(j, "\"x\\ufffdy\\ufffd\\ufffdz\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+  free(j);
+  j = json_of_string("nul\0in", 6);
+  assert_string_equal(j, "\"nul\\u0000in\"");
+  free(j);
+}
+
+static void test_json_message_generic(void **state)
+{
+  (void)state;
+  Mbx__Folder f1 = MBX__FOLDER__INIT, f2 = MBX__FOLDER__INIT;
+  f1.id = 7;
+  f1.mailbox_id = 1;
+  f1.name = "Inbox";
+  f1.has_folder_class = 1;
+  f1.folder_class = MBX__FOLDER_CLASS__FOLDER_MAIL;
+  f1.has_last_cn = 1;
+  f1.last_cn = 18446744073709551615ULL;
+  f2.id = 8;
+  f2.mailbox_id = 1;
+  f2.name = "Cal";
+  f2.has_folder_class = 1;
+  f2.folder_class = MBX__FOLDER_CLASS__FOLDER_CALENDAR;
+  Mbx__Folder *fs[] = { &f1, &f2 };
+  Mbx__FoldersResp fr = MBX__FOLDERS_RESP__INIT;
+  fr.n_folders = 2;
+  fr.folders = fs;
+  char *j = json_of(&fr.base);
+  assert_string_equal(j, "{\"folders\":[{\"id\":7,\"mailbox_id\":1,\"name\":\"Inbox\","
+                         "\"folder_class\":\"FOLDER_MAIL\",\"last_cn\":18446744073709551615},"
+                         "{\"id\":8,\"mailbox_id\":1,\"name\":\"Cal\","
+                         "\"folder_class\":\"FOLDER_CALENDAR\"}]}");
+  free(j);
+
+  Mbx__SyncResp sr = MBX__SYNC_RESP__INIT;
+  uint64_t del[] = { 3, 4 };
+  sr.n_deleted = 2;
+  sr.deleted = del;
+  sr.state.data = (uint8_t *)"\xfb\xff";
+  sr.state.len = 2;
+  sr.has_more = 1;
+  sr.more = 0;
+  j = json_of(&sr.base);
+  assert_string_equal(j, "{\"deleted\":[3,4],\"state\":\"-_8\",\"more\":false}");
+  free(j);
+
+  Mbx__Item it = MBX__ITEM__INIT;
+  Mbx__Event ev = MBX__EVENT__INIT;
+  char *att[] = { "a@x", "b@x" };
+  it.id = 5;
+  it.mailbox_id = 1;
+  it.folder_id = 8;
+  it.has_kind = 1;
+  it.kind = MBX__ITEM_KIND__ITEM_EVENT;
+  it.event = &ev;
+  ev.subject = "Tab\there";
+  ev.has_start_us = 1;
+  ev.start_us = -5;
+  ev.n_attendees = 2;
+  ev.attendees = att;
+  ev.has_reminder_minutes = 1;
+  ev.reminder_minutes = -1;
+  Mbx__ItemResp ir = MBX__ITEM_RESP__INIT;
+  ir.item = &it;
+  j = json_of(&ir.base);
+  assert_string_equal(j, "{\"item\":{\"id\":5,\"mailbox_id\":1,\"folder_id\":8,"
+                         "\"kind\":\"ITEM_EVENT\",\"event\":{\"subject\":\"Tab\\there\","
+                         "\"start_us\":-5,\"attendees\":[\"a@x\",\"b@x\"],"
+                         "\"reminder_minutes\":-1}}}");
+  free(j);
+
+  Mbx__DeleteReq empty = MBX__DELETE_REQ__INIT; /* required field only */
+  empty.item_id = 0;
+  j = json_of(&empty.base);
+  assert_string_equal(j, "{\"item_id\":0}");
+  free(j);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_b64url_round_trip),
+    cmocka_unit_test(test_b64url_rejects_junk),
+    cmocka_unit_test(test_iso8601),
+    cmocka_unit_test(test_size_suffixes),
+    cmocka_unit_test(test_flag_arguments),
+    cmocka_unit_test(test_json_escaping),
+    cmocka_unit_test(test_json_message_generic),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
