@@ -6,7 +6,7 @@
 #include "frame.h"
 #include "mbx_error.h"
 
-#define WIRE_KEEP_BYTES (1u << 20)    /* buffer capacity kept once it runs empty */
+#define WIRE_KEEP_BYTES (1u << 20) /* buffer capacity kept once it runs empty */
 
 void mbx_wire_reader_init(struct mbx_wire_reader *r, size_t max_frame_bytes)
 {
@@ -48,7 +48,7 @@ int mbx_wire_feed(struct mbx_wire_reader *r, const uint8_t *data, size_t len)
   if (len == 0)
     return 0;
   if (r->consumed == r->buf.len && r->buf.cap > WIRE_KEEP_BYTES)
-    mbx_buf_free(&r->buf);            /* a past large frame: don't hold its memory */
+    mbx_buf_free(&r->buf); /* a past large frame: don't hold its memory */
   wire_compact(r, len);
   int err = mbx_buf_append(&r->buf, data, len);
   return err == MBX_ELIMIT ? MBX_ENOMEM : err;
@@ -74,7 +74,7 @@ int mbx_wire_next(struct mbx_wire_reader *r, const uint8_t **frame_r, size_t *le
   *len_r = n;
   r->consumed += MBX_WIRE_PREFIX_BYTES + n;
   if (r->consumed == r->buf.len)
-    r->buf.len = r->consumed = 0;     /* borrowed frame stays readable: no move */
+    r->buf.len = r->consumed = 0; /* borrowed frame stays readable: no move */
   return 1;
 }
 
@@ -90,7 +90,7 @@ int mbx_wire_pack(const ProtobufCMessage *m, struct mbx_buf *out)
   mbx_put_be32(p, (uint32_t)n);
   size_t packed = protobuf_c_message_pack(m, p + MBX_WIRE_PREFIX_BYTES);
   if (packed != n)
-    return MBX_EINVAL;                /* message changed under us or is invalid */
+    return MBX_EINVAL; /* message changed under us or is invalid */
   out->len += MBX_WIRE_PREFIX_BYTES + n;
   return 0;
 }

@@ -14,14 +14,14 @@
 #include "stream.h"
 #include "tls_int.h"
 
-#define STREAM_READ_BYTES 65536          /* one libuv read / one SSL_read */
+#define STREAM_READ_BYTES           65536 /* one libuv read / one SSL_read */
 #define STREAM_HANDSHAKE_MS_DEFAULT 10000
-#define STREAM_DRAIN_MS 2000             /* bound on flushing + waiting for the peer's FIN */
-#define STREAM_DIRECT_BYTES 65536        /* frames this big are encrypted at once, not queued */
-#define STREAM_RECORD_BYTES 16384        /* TLS record payload size */
-#define STREAM_PLAIN_KEEP_BYTES (1u << 20) /* plaintext queue capacity kept between bursts */
-#define STREAM_WRITE_MAX_BYTES (256u << 20) /* one uv_write at most */
-#define STREAM_SLICE_BYTES (1u << 20)    /* large frames are encrypted and written in slices */
+#define STREAM_DRAIN_MS             2000  /* bound on flushing + waiting for the peer's FIN */
+#define STREAM_DIRECT_BYTES         65536 /* frames this big are encrypted at once, not queued */
+#define STREAM_RECORD_BYTES         16384 /* TLS record payload size */
+#define STREAM_PLAIN_KEEP_BYTES     (1u << 20)   /* plaintext queue capacity kept between bursts */
+#define STREAM_WRITE_MAX_BYTES      (256u << 20) /* one uv_write at most */
+#define STREAM_SLICE_BYTES          (1u << 20) /* large frames are encrypted and written in slices */
 
 enum stream_state {
   STREAM_CONNECTING, /* client: resolving the name or waiting for the TCP connect */
@@ -41,30 +41,30 @@ struct stream_write {
 struct mbx_stream {
   uv_loop_t *loop;
   uv_tcp_t tcp;
-  uv_timer_t timer;                   /* handshake timeout, then idle, then drain bound */
-  uv_prepare_t prepare;               /* per-turn flush of queued output */
+  uv_timer_t timer;     /* handshake timeout, then idle, then drain bound */
+  uv_prepare_t prepare; /* per-turn flush of queued output */
   uv_connect_t connect_req;
   uv_getaddrinfo_t gai_req;
   uv_shutdown_t shutdown_req;
   struct addrinfo *ai_list, *ai_next; /* client: resolved addresses left to try */
   struct mbx_tls_ctx *ctx;
   SSL *ssl;
-  BIO *rbio, *wbio;                   /* owned by ssl */
+  BIO *rbio, *wbio; /* owned by ssl */
   struct mbx_wire_reader reader;
-  struct mbx_buf out_plain;           /* small frames waiting to be encrypted together */
+  struct mbx_buf out_plain; /* small frames waiting to be encrypted together */
   struct mbx_stream_callbacks cb;
   void *arg;
   struct mbx_stream_options opt;
   char *server_name;
   enum stream_state state;
-  int status;                         /* for on_close: the first reason recorded wins */
-  unsigned handles_open;              /* tcp, timer, prepare until their close callbacks */
-  unsigned reqs_pending;              /* write, connect, shutdown, getaddrinfo in flight */
-  size_t inflight_bytes;              /* handed to uv_write, not yet written */
+  int status;            /* for on_close: the first reason recorded wins */
+  unsigned handles_open; /* tcp, timer, prepare until their close callbacks */
+  unsigned reqs_pending; /* write, connect, shutdown, getaddrinfo in flight */
+  size_t inflight_bytes; /* handed to uv_write, not yet written */
   uint64_t last_activity_ms;
   bool is_client, status_set, paused, want_pump, prepare_active, gai_active;
   bool shutdown_done, peer_eof;
-  bool silent;                        /* creation failed: close without callbacks */
+  bool silent; /* creation failed: close without callbacks */
   char *peer_ou, *peer_cn;
   char peer_addr[INET6_ADDRSTRLEN + 16];
 };
@@ -249,7 +249,7 @@ static int stream_encrypt_plain(struct mbx_stream *s)
   }
   s->out_plain.len = 0;
   if (s->out_plain.cap > STREAM_PLAIN_KEEP_BYTES)
-    mbx_buf_free(&s->out_plain);     /* don't keep a burst's worth of memory per peer */
+    mbx_buf_free(&s->out_plain); /* don't keep a burst's worth of memory per peer */
   return 0;
 }
 
@@ -260,7 +260,7 @@ static void stream_write_out(struct mbx_stream *s)
   size_t n;
   while (s->state != STREAM_CLOSING && s->wbio && (n = BIO_ctrl_pending(s->wbio)) > 0) {
     if (n > STREAM_WRITE_MAX_BYTES)
-      n = STREAM_WRITE_MAX_BYTES;     /* uv_buf_t lengths are unsigned int */
+      n = STREAM_WRITE_MAX_BYTES; /* uv_buf_t lengths are unsigned int */
     struct stream_write *w = malloc(sizeof(*w) + n);
     if (!w) {
       mbx_error("flushing %zu bytes to %s: out of memory", n, s->peer_addr);
@@ -341,12 +341,12 @@ static int stream_send_check(struct mbx_stream *s, size_t len)
  * first record with the payload's head. */
 static int stream_encrypt_frame(struct mbx_stream *s, const uint8_t *payload, size_t len)
 {
-  int err = stream_encrypt_plain(s);  /* keep frames in order */
+  int err = stream_encrypt_plain(s); /* keep frames in order */
   if (err < 0)
     return err;
   uint8_t head[STREAM_RECORD_BYTES];
-  size_t first = len < sizeof(head) - MBX_WIRE_PREFIX_BYTES ? len
-                                                             : sizeof(head) - MBX_WIRE_PREFIX_BYTES;
+  size_t first =
+      len < sizeof(head) - MBX_WIRE_PREFIX_BYTES ? len : sizeof(head) - MBX_WIRE_PREFIX_BYTES;
   mbx_put_be32(head, (uint32_t)len);
   memcpy(head + MBX_WIRE_PREFIX_BYTES, payload, first);
   size_t w;
@@ -365,7 +365,7 @@ static int stream_encrypt_frame(struct mbx_stream *s, const uint8_t *payload, si
     return err;
   }
   if (s->state != STREAM_OPEN)
-    return MBX_ECLOSED;               /* a write failed while sending */
+    return MBX_ECLOSED; /* a write failed while sending */
   stream_schedule(s);
   return 0;
 }
@@ -421,11 +421,11 @@ static void stream_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void stream_frame_error(struct mbx_stream *s, int err)
 {
   const uint8_t *p = s->reader.buf.data + s->reader.consumed;
-  mbx_warning("frame of %u bytes from %s is over the %zu-byte limit: closing",
-              mbx_get_be32(p), s->peer_addr, s->opt.max_frame_bytes);
+  mbx_warning("frame of %u bytes from %s is over the %zu-byte limit: closing", mbx_get_be32(p),
+              s->peer_addr, s->opt.max_frame_bytes);
   if (s->cb.on_frame_error)
     s->cb.on_frame_error(s, err, s->arg);
-  mbx_stream_close(s, err);           /* flushes whatever the owner queued */
+  mbx_stream_close(s, err); /* flushes whatever the owner queued */
 }
 
 static void stream_on_handshake(struct mbx_stream *s)
@@ -445,7 +445,7 @@ static void stream_on_handshake(struct mbx_stream *s)
   }
   if (s->paused)
     uv_read_stop((uv_stream_t *)&s->tcp);
-  stream_schedule(s);                 /* frames queued during the handshake */
+  stream_schedule(s); /* frames queued during the handshake */
   if (s->cb.on_ready)
     s->cb.on_ready(s, s->arg);
 }
@@ -535,7 +535,7 @@ static void stream_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     return;
   }
   if (s->state == STREAM_DRAINING)
-    return;                           /* lingering: discard */
+    return; /* lingering: discard */
   if (BIO_write(s->rbio, buf->base, (int)nread) != (int)nread) {
     ERR_clear_error();
     mbx_error("buffering %zd bytes from %s: out of memory", nread, s->peer_addr);
@@ -558,8 +558,7 @@ static void stream_timer_cb(uv_timer_t *t)
   case STREAM_OPEN: {
     uint64_t idle = uv_now(s->loop) - s->last_activity_ms;
     if (idle >= s->opt.idle_timeout_ms) {
-      mbx_info("closing connection with %s: idle for %u ms", s->peer_addr,
-               s->opt.idle_timeout_ms);
+      mbx_info("closing connection with %s: idle for %u ms", s->peer_addr, s->opt.idle_timeout_ms);
       mbx_stream_close(s, MBX_ETIMEDOUT);
     } else {
       uv_timer_start(&s->timer, stream_timer_cb, s->opt.idle_timeout_ms - idle, 0);
@@ -578,9 +577,8 @@ static void stream_timer_cb(uv_timer_t *t)
 /* ------------------------------------------------------------- creation --- */
 
 static int stream_new(uv_loop_t *loop, struct mbx_tls_ctx *ctx,
-                      const struct mbx_stream_options *opt,
-                      const struct mbx_stream_callbacks *cb, void *arg, bool client,
-                      struct mbx_stream **s_r)
+                      const struct mbx_stream_options *opt, const struct mbx_stream_callbacks *cb,
+                      void *arg, bool client, struct mbx_stream **s_r)
 {
   if (!loop || !ctx || !opt || !cb || !cb->on_frame || !s_r || !opt->max_frame_bytes ||
       opt->max_frame_bytes > UINT32_MAX || mbx__tls_ctx_is_server(ctx) == client)
@@ -636,9 +634,8 @@ static int stream_start_tls(struct mbx_stream *s)
 }
 
 int mbx_stream_accept(uv_loop_t *loop, uv_stream_t *listener, struct mbx_tls_ctx *ctx,
-                      const struct mbx_stream_options *opt,
-                      const struct mbx_stream_callbacks *cb, void *arg,
-                      struct mbx_stream **s_r)
+                      const struct mbx_stream_options *opt, const struct mbx_stream_callbacks *cb,
+                      void *arg, struct mbx_stream **s_r)
 {
   struct mbx_stream *s;
   int err = listener ? stream_new(loop, ctx, opt, cb, arg, false, &s) : MBX_EINVAL;
@@ -662,8 +659,8 @@ int mbx_stream_accept(uv_loop_t *loop, uv_stream_t *listener, struct mbx_tls_ctx
       port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
   }
-  snprintf(s->peer_addr, sizeof(s->peer_addr), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
-           ip, port);
+  snprintf(s->peer_addr, sizeof(s->peer_addr), ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+           port);
   if ((err = stream_start_tls(s)) < 0)
     return stream_discard(s, err);
   uv_timer_start(&s->timer, stream_timer_cb, s->opt.handshake_timeout_ms, 0);
@@ -696,7 +693,7 @@ static void stream_reconnect_close_cb(uv_handle_t *h)
     return;
   }
   if (uv_tcp_init(s->loop, &s->tcp) < 0) {
-    s->handles_open--;               /* nothing left to close for tcp */
+    s->handles_open--; /* nothing left to close for tcp */
     stream_abort(s, MBX_ENOMEM);
     return;
   }
@@ -709,8 +706,7 @@ static void stream_reconnect_close_cb(uv_handle_t *h)
 static void stream_connect_failed(struct mbx_stream *s, int rc)
 {
   if (s->ai_next) {
-    mbx_debug("connect to %s failed (%s), trying the next address", s->peer_addr,
-              uv_strerror(rc));
+    mbx_debug("connect to %s failed (%s), trying the next address", s->peer_addr, uv_strerror(rc));
     uv_close((uv_handle_t *)&s->tcp, stream_reconnect_close_cb);
     return;
   }
@@ -735,7 +731,7 @@ static void stream_connect_cb(uv_connect_t *req, int status)
     stream_abort(s, err);
     return;
   }
-  stream_pump(s);                     /* ClientHello */
+  stream_pump(s); /* ClientHello */
 }
 
 static void stream_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -761,10 +757,9 @@ static void stream_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *re
   stream_connect_next(s, res->ai_addr);
 }
 
-int mbx_stream_connect(uv_loop_t *loop, const char *host, uint16_t port,
-                       struct mbx_tls_ctx *ctx, const struct mbx_stream_options *opt,
-                       const struct mbx_stream_callbacks *cb, void *arg,
-                       struct mbx_stream **s_r)
+int mbx_stream_connect(uv_loop_t *loop, const char *host, uint16_t port, struct mbx_tls_ctx *ctx,
+                       const struct mbx_stream_options *opt, const struct mbx_stream_callbacks *cb,
+                       void *arg, struct mbx_stream **s_r)
 {
   if (!host || !*host || strlen(host) > 253 || !port)
     return MBX_EINVAL;
@@ -786,8 +781,8 @@ int mbx_stream_connect(uv_loop_t *loop, const char *host, uint16_t port,
   } else {
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
     s->gai_req.data = s;
     int rc = uv_getaddrinfo(loop, &s->gai_req, stream_gai_cb, host, portstr, &hints);
     if (rc < 0) {
@@ -809,7 +804,7 @@ void mbx_stream_pause(struct mbx_stream *s, bool pause)
     return;
   s->paused = pause;
   if (s->state != STREAM_OPEN)
-    return;                           /* the handshake keeps reading; applied when open */
+    return; /* the handshake keeps reading; applied when open */
   if (pause) {
     uv_read_stop((uv_stream_t *)&s->tcp);
     return;
@@ -820,7 +815,19 @@ void mbx_stream_pause(struct mbx_stream *s, bool pause)
   stream_schedule(s);
 }
 
-const char *mbx_stream_peer_ou(const struct mbx_stream *s) { return s->peer_ou; }
-const char *mbx_stream_peer_cn(const struct mbx_stream *s) { return s->peer_cn; }
-const char *mbx_stream_peer_addr(const struct mbx_stream *s) { return s->peer_addr; }
-void mbx_stream_set_arg(struct mbx_stream *s, void *arg) { s->arg = arg; }
+const char *mbx_stream_peer_ou(const struct mbx_stream *s)
+{
+  return s->peer_ou;
+}
+const char *mbx_stream_peer_cn(const struct mbx_stream *s)
+{
+  return s->peer_cn;
+}
+const char *mbx_stream_peer_addr(const struct mbx_stream *s)
+{
+  return s->peer_addr;
+}
+void mbx_stream_set_arg(struct mbx_stream *s, void *arg)
+{
+  s->arg = arg;
+}

@@ -53,14 +53,18 @@ int mbx_stream_connect(uv_loop_t *loop, const char *host, uint16_t port,
                        struct mbx_stream **s_r);
 
 /* Queues one frame (the payload is copied, the prefix added). 0, MBX_ECLOSED,
- * MBX_ELIMIT (write queue full), MBX_ENOMEM. */
+ * MBX_ELIMIT (write queue full), MBX_ENOMEM. A frame is always accepted into an empty
+ * queue, so one frame larger than max_write_queue_bytes can still be sent. Frames
+ * queued before on_ready are sent once the handshake is done. */
 int mbx_stream_send(struct mbx_stream *s, const uint8_t *payload, size_t len);
 /* Packs m into a frame and queues it. */
 int mbx_stream_send_pb(struct mbx_stream *s, const ProtobufCMessage *m);
 /* Stops/starts delivering frames (backpressure). */
 void mbx_stream_pause(struct mbx_stream *s, bool pause);
 /* Flushes what is queued (bounded: at most 2 s), sends close_notify, closes; on_close
- * follows with status. Safe to call more than once and from within callbacks. */
+ * follows with status. Safe to call more than once and from within callbacks.
+ * (TLS 1.3: a client whose certificate the server refuses sees on_ready first, then
+ * on_close(MBX_ETLS) when the server's alert arrives.) */
 void mbx_stream_close(struct mbx_stream *s, int status);
 
 /* The verified peer certificate's subject OU / CN, or NULL if none was presented. */

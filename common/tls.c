@@ -21,8 +21,8 @@ static _Thread_local char tls_ctx_error[512];
 
 /* ---------------------------------------------------------------- errors --- */
 
-int mbx__tls_error(const SSL *ssl, int ssl_err, const char *what, const char *peer,
-                   char *line_r, size_t line_size)
+int mbx__tls_error(const SSL *ssl, int ssl_err, const char *what, const char *peer, char *line_r,
+                   size_t line_size)
 {
   char reason[256] = "";
   int err = MBX_ETLS;
@@ -50,13 +50,13 @@ int mbx__tls_error(const SSL *ssl, int ssl_err, const char *what, const char *pe
   }
   if (!reason[0]) {
     snprintf(reason, sizeof(reason), "%s",
-             ssl_err == SSL_ERROR_SYSCALL ? "unexpected end of stream"
+             ssl_err == SSL_ERROR_SYSCALL       ? "unexpected end of stream"
              : ssl_err == SSL_ERROR_ZERO_RETURN ? "closed by peer"
                                                 : "unknown OpenSSL error");
   }
   char line[512];
-  snprintf(line, sizeof(line), "%s%s%s failed: %s", what, peer ? " with " : "",
-           peer ? peer : "", reason);
+  snprintf(line, sizeof(line), "%s%s%s failed: %s", what, peer ? " with " : "", peer ? peer : "",
+           reason);
   mbx_warning("TLS %s", line);
   if (line_r && line_size)
     snprintf(line_r, line_size, "%s", line);
@@ -100,8 +100,8 @@ static int tls_ctx_common(bool server, struct mbx_tls_ctx **c_r, const char **er
   return 0;
 }
 
-static int tls_ctx_load_pair(struct mbx_tls_ctx *c, const char *cert_file,
-                             const char *key_file, const char **error_r)
+static int tls_ctx_load_pair(struct mbx_tls_ctx *c, const char *cert_file, const char *key_file,
+                             const char **error_r)
 {
   if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, cert_file) != 1)
     return tls_ctx_fail(c, "loading certificate", cert_file, error_r);
@@ -172,7 +172,10 @@ void mbx_tls_ctx_free(struct mbx_tls_ctx **ctx)
   *ctx = NULL;
 }
 
-bool mbx__tls_ctx_is_server(const struct mbx_tls_ctx *ctx) { return ctx->server; }
+bool mbx__tls_ctx_is_server(const struct mbx_tls_ctx *ctx)
+{
+  return ctx->server;
+}
 
 /* --------------------------------------------------------------- sessions --- */
 
@@ -217,7 +220,7 @@ int mbx__tls_session_new(struct mbx_tls_ctx *ctx, const char *server_name, SSL *
   /* An empty read BIO means "no bytes yet", not end of stream. */
   BIO_set_mem_eof_return(rbio, -1);
   BIO_set_mem_eof_return(wbio, -1);
-  SSL_set_bio(ssl, rbio, wbio);       /* ssl owns both now */
+  SSL_set_bio(ssl, rbio, wbio); /* ssl owns both now */
   if (ctx->server) {
     SSL_set_accept_state(ssl);
   } else {
@@ -244,10 +247,10 @@ static int tls_name_entry(X509_NAME *name, int nid, char **r)
   int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
   if (n < 0) {
     ERR_clear_error();
-    return 0;                         /* unrepresentable: treat as absent */
+    return 0; /* unrepresentable: treat as absent */
   }
   if (memchr(utf8, '\0', (size_t)n)) {
-    OPENSSL_free(utf8);               /* an embedded NUL would truncate a compare */
+    OPENSSL_free(utf8); /* an embedded NUL would truncate a compare */
     return 0;
   }
   *r = strndup((const char *)utf8, (size_t)n);

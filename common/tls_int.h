@@ -22,8 +22,8 @@ bool mbx__tls_ctx_is_server(const struct mbx_tls_ctx *ctx);
  * error queue, logs "TLS <what> with <peer> failed: <reason>" (without " with …"
  * when peer is NULL) and returns MBX_ETLS or MBX_ENOMEM. line_r (may be NULL) gets
  * the same line without the "TLS " prefix. */
-int mbx__tls_error(const SSL *ssl, int ssl_err, const char *what, const char *peer,
-                   char *line_r, size_t line_size);
+int mbx__tls_error(const SSL *ssl, int ssl_err, const char *what, const char *peer, char *line_r,
+                   size_t line_size);
 
 /* Subject OU and CN of the verified peer certificate, malloc'd UTF-8, NULL when absent
  * (or when no certificate was presented). 0 or MBX_ENOMEM. */

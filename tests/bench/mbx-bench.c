@@ -523,7 +523,7 @@ static void mixed_take_sync(struct mixed_conn *mc, const Mbx__SyncResp *s)
   }
 }
 
-static void mixed_init_requests(struct mixed_conn *mc, size_t size, unsigned index)
+static void mixed_init_requests(struct mixed_conn *mc, unsigned index)
 {
   for (int k = 0; k < OP_COUNT; k++)
     mbx__request__init(&mc->req[k]);
@@ -555,7 +555,6 @@ static void mixed_init_requests(struct mixed_conn *mc, size_t size, unsigned ind
   mc->req[OP_FLAG].body_case = MBX__REQUEST__BODY_SET_FLAGS;
   mc->req[OP_FLAG].set_flags = &mc->flags;
   mc->rng = 0x9e3779b97f4a7c15ull * (index + 1);
-  (void)size;
 }
 
 static enum mixed_op mixed_pick(struct mixed_conn *mc)
@@ -719,69 +718,36 @@ static int mixed_prepare(struct bench_conn **conns, unsigned n, struct mixed_con
   return rc;
 }
 
-static int mode_mixed(void)
+/* The timed part: every connection keeps its pipeline full until the end. */
+static int mixed_timed(struct bench_conn **conns, unsigned n)
 {
-  int rc = prepare_recipients();
-  if (rc < 0)
-    return rc;
-  unsigned n = opts.clients;
   struct mixed_run *r = &mrun;
-  memset(r, 0, sizeof(*r));
-  bench_hist_init(&r->hist);
-  for (int k = 0; k < OP_COUNT; k++)
-    bench_hist_init(&r->op_hist[k]);
-  r->limit = opts.messages;
-  struct bench_conn **conns = NULL;
-  int ready = bench_conns_open(&ctx, n, false, opts.depth, opts.size + 1024, SETUP_TIMEOUT_MS,
-                               &conns);
-  struct mixed_conn *mcs = calloc(n, sizeof(*mcs));
-  if (ready < (int)n || !mcs) {
-    fprintf(stderr, "mbx-bench: %d of %u connections: %s\n", ready, n, ctx.last_close_error);
-    bench_conns_close(&ctx, &conns, n);
-    free(mcs);
-    return MBX_ECONN;
+  int rc = 0;
+  r->conns = conns;
+  r->nconns = n;
+  r->start_ns = r->last_ns = bench_now_ns();
+  r->stop_ns = r->start_ns + (uint64_t)(opts.seconds * 1e9);
+  for (unsigned i = 0; i < n; i++) {
+    conns[i]->on_resp = mixed_on_resp;
+    mixed_issue(conns[i]);
   }
-  for (unsigned i = 0; i < n && rc == 0; i++) {
-    rc = msg_build(&mcs[i].msg, opts.size, opts.addrs[i % opts.naddrs], i);
-    conns[i]->user = &mcs[i];
+  uint64_t deadline = r->start_ns + (uint64_t)opts.timeout_s * 1000000000ull;
+  if (bench_run_until(&ctx, mixed_done, r, deadline) < 0) {
+    fprintf(stderr, "mbx-bench: run did not finish within --timeout %u s\n", opts.timeout_s);
+    rc = MBX_ETIMEDOUT;
   }
-  if (rc == 0)
-    rc = login_all(conns, n, opts.addrs, opts.naddrs);
-  if (rc == 0) {
-    for (unsigned i = 0; i < n && rc == 0; i++) {
-      rc = find_inbox(conns[i], &mcs[i].inbox, NULL);
-      mixed_init_requests(&mcs[i], opts.size, i);
-    }
+  for (unsigned i = 0; i < n; i++) {
+    if (conns[i]->closed)
+      r->errors += conns[i]->outstanding;
+    conns[i]->on_resp = NULL;
   }
-  if (rc == 0)
-    rc = mixed_prepare(conns, n, mcs);
-  if (rc == 0) {
-    r->conns = conns;
-    r->nconns = n;
-    r->start_ns = r->last_ns = bench_now_ns();
-    r->stop_ns = r->start_ns + (uint64_t)(opts.seconds * 1e9);
-    for (unsigned i = 0; i < n; i++) {
-      conns[i]->on_resp = mixed_on_resp;
-      mixed_issue(conns[i]);
-    }
-    uint64_t deadline = r->start_ns + (uint64_t)opts.timeout_s * 1000000000ull;
-    if (bench_run_until(&ctx, mixed_done, r, deadline) < 0) {
-      fprintf(stderr, "mbx-bench: run did not finish within --timeout %u s\n", opts.timeout_s);
-      rc = MBX_ETIMEDOUT;
-    }
-    for (unsigned i = 0; i < n; i++) {
-      if (conns[i]->closed)
-        r->errors += conns[i]->outstanding;
-      conns[i]->on_resp = NULL;
-    }
-  }
-  bench_conns_close(&ctx, &conns, n);
-  for (unsigned i = 0; i < n; i++)
-    free(mcs[i].msg.data);
-  free(mcs);
-  if (rc < 0 && rc != MBX_ETIMEDOUT)
-    return rc;
+  return rc;
+}
 
+static void mixed_report(void)
+{
+  struct mixed_run *r = &mrun;
+  unsigned n = opts.clients;
   double secs = (double)(r->last_ns - r->start_ns) / 1e9;
   double rate = secs > 0 ? (double)r->ok / secs : 0;
   double mbs = secs > 0 ? (double)r->bytes / secs / 1e6 : 0;
@@ -813,6 +779,54 @@ static int mode_mixed(void)
   }
   if (r->errors && first_error[0])
     fprintf(stderr, "mbx-bench: first error: %s\n", first_error);
+}
+
+static int mode_mixed(void)
+{
+  int rc = prepare_recipients();
+  if (rc < 0)
+    return rc;
+  unsigned n = opts.clients;
+  struct mixed_run *r = &mrun;
+  memset(r, 0, sizeof(*r));
+  bench_hist_init(&r->hist);
+  for (int k = 0; k < OP_COUNT; k++)
+    bench_hist_init(&r->op_hist[k]);
+  r->limit = opts.messages;
+  struct bench_conn **conns = NULL;
+  int ready = bench_conns_open(&ctx, n, false, opts.depth, opts.size + 1024, SETUP_TIMEOUT_MS,
+                               &conns);
+  struct mixed_conn *mcs = calloc(n, sizeof(*mcs));
+  if (ready < (int)n || !mcs) {
+    fprintf(stderr, "mbx-bench: %d of %u connections: %s\n", ready, n, ctx.last_close_error);
+    bench_conns_close(&ctx, &conns, n);
+    free(mcs);
+    return MBX_ECONN;
+  }
+  for (unsigned i = 0; i < n && rc == 0; i++) {
+    rc = msg_build(&mcs[i].msg, opts.size, opts.addrs[i % opts.naddrs], i);
+    conns[i]->user = &mcs[i];
+  }
+  if (rc == 0)
+    rc = login_all(conns, n, opts.addrs, opts.naddrs);
+  if (rc == 0) {
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+      rc = find_inbox(conns[i], &mcs[i].inbox, NULL);
+      mixed_init_requests(&mcs[i], i);
+    }
+  }
+  if (rc == 0)
+    rc = mixed_prepare(conns, n, mcs);
+  if (rc == 0)
+    rc = mixed_timed(conns, n);
+  bench_conns_close(&ctx, &conns, n);
+  for (unsigned i = 0; i < n; i++)
+    free(mcs[i].msg.data);
+  free(mcs);
+  if (rc < 0 && rc != MBX_ETIMEDOUT)
+    return rc;
+
+  mixed_report();
   return rc < 0 ? rc : r->errors || ctx.conn_failures ? MBX_EIO : 0;
 }
 
@@ -991,114 +1005,147 @@ static int sync_make_changes(struct bench_conn *tc, struct bench_conn *fc, struc
   return rc;
 }
 
-static int mode_sync(void)
+/* The figures of sync mode. */
+struct sync_figures {
+  struct bench_hist hist;             /* incremental sync round trips */
+  uint64_t count;                     /* items in the folder */
+  uint64_t fill_msgs, fill_ns, full_ns;
+  unsigned pages, rounds, verify_failures, nd, nf;
+};
+
+static struct sync_figures sf;
+
+/* Fills the folder up to --items with many transport connections (untimed). */
+static int sync_fill(const char *addr, size_t size, struct bench_conn *uc, uint64_t *inbox)
 {
-  const char *addr = opts.naddrs ? opts.addrs[0] : "bench-sync@example.com";
-  size_t size = opts.size_given ? opts.size : 1024;
-  int rc = create_mailboxes(&addr, 1);
-  if (rc < 0)
-    return rc;
-  /* [0] times the syncs, [1] changes flags; both logged in as the user */
-  struct bench_conn **uc = NULL, **tc = NULL;
-  int ready = bench_conns_open(&ctx, 2, false, BENCH_MAX_DEPTH, 4096, SETUP_TIMEOUT_MS, &uc);
-  const char *addrs2[2] = {addr, addr};
-  uint64_t inbox = 0, count = 0;
-  if (ready < 2)
-    rc = MBX_ECONN;
-  if (rc == 0)
-    rc = login_all(uc, 2, addrs2, 2);
-  if (rc == 0)
-    rc = find_inbox(uc[0], &inbox, &count);
-  uint64_t prep_ns = 0, prep_msgs = 0;
-  if (rc == 0 && count < opts.items) {
-    /* bulk fill with many connections; not timed as part of the figure */
-    if (!opts.json)
-      fprintf(stderr, "mbx-bench: filling %s with %" PRIu64 " messages of %zu bytes\n", addr,
-              opts.items - count, size);
-    rc = deliver_load(opts.clients, opts.items - count, 0, size, &addr, 1);
-    prep_ns = drun.last_ns - drun.start_ns;
-    prep_msgs = drun.ok;
-    if (rc == 0 && drun.errors) {
-      fprintf(stderr, "mbx-bench: filling: %" PRIu64 " errors: %s\n", drun.errors, first_error);
-      rc = MBX_EIO;
-    }
-    if (rc == 0)
-      rc = find_inbox(uc[0], &inbox, &count);
+  if (sf.count >= opts.items)
+    return 0;
+  if (!opts.json)
+    fprintf(stderr, "mbx-bench: filling %s with %" PRIu64 " messages of %zu bytes\n", addr,
+            opts.items - sf.count, size);
+  int rc = deliver_load(opts.clients, opts.items - sf.count, 0, size, &addr, 1);
+  sf.fill_ns = drun.last_ns - drun.start_ns;
+  sf.fill_msgs = drun.ok;
+  if (rc == 0 && drun.errors) {
+    fprintf(stderr, "mbx-bench: filling: %" PRIu64 " errors: %s\n", drun.errors, first_error);
+    rc = MBX_EIO;
   }
-  /* full sync to get a state: pages of 1000, bounded */
-  uint64_t full_t0 = bench_now_ns();
-  unsigned pages = 0;
+  return rc < 0 ? rc : find_inbox(uc, inbox, &sf.count);
+}
+
+/* Full sync to get a state, pages of 1000 (bounded); checks it saw every item. */
+static int sync_full(struct bench_conn *uc, uint64_t inbox)
+{
+  uint64_t t0 = bench_now_ns();
+  int rc = 0;
   ss.full = true;
-  for (; rc == 0 && pages < 100000; pages++) {
-    rc = sync_once(uc[0], inbox, 1000);
-    if (rc == 0 && !ss.more)
+  for (sf.pages = 1; sf.pages <= 100000; sf.pages++) {
+    rc = sync_once(uc, inbox, 1000);
+    if (rc < 0 || !ss.more)
       break;
   }
-  uint64_t full_ns = bench_now_ns() - full_t0;
   ss.full = false;
-  if (rc == 0 && ss.nids != count) {
+  sf.full_ns = bench_now_ns() - t0;
+  if (rc == 0 && ss.nids != sf.count) {
     fprintf(stderr, "mbx-bench: full sync returned %zu items, the folder says %" PRIu64 "\n",
-            ss.nids, count);
+            ss.nids, sf.count);
     rc = MBX_EPROTO;
   }
-  if (rc == 0 && (ready = bench_conns_open(&ctx, 1, true, BENCH_MAX_DEPTH, size + 1024,
-                                           SETUP_TIMEOUT_MS, &tc)) < 1)
-    rc = MBX_ECONN;
-  struct bench_msg msg = {0};
-  if (rc == 0)
-    rc = msg_build(&msg, size, addr, 9999);
-  /* the timed part */
-  static struct bench_hist hist;
-  bench_hist_init(&hist);
-  unsigned nd = (opts.changes + 1) / 2, nf = opts.changes - nd;
+  return rc;
+}
+
+/* The timed part: changes made and acknowledged, then one incremental sync on the
+ * established connection, whose result must be exactly those changes. */
+static int sync_rounds(struct bench_conn *uc, struct bench_conn *fc, struct bench_conn *tc,
+                       uint64_t inbox, const char *addr, struct bench_msg *msg)
+{
+  sf.nd = (opts.changes + 1) / 2, sf.nf = opts.changes - sf.nd;
   uint64_t cursor = 0, stamp = (uint64_t)time(NULL) * 1000;
-  unsigned verify_failures = 0, rounds = 0;
-  for (; rc == 0 && rounds < opts.rounds; rounds++) {
-    rc = sync_make_changes(tc[0], uc[1], &msg, addr, nd, nf, &cursor, &stamp);
+  int rc = 0;
+  for (sf.rounds = 0; sf.rounds < opts.rounds; sf.rounds++) {
+    rc = sync_make_changes(tc, fc, msg, addr, sf.nd, sf.nf, &cursor, &stamp);
     if (rc == 0)
-      rc = sync_once(uc[0], inbox, 1000);
+      rc = sync_once(uc, inbox, 1000);
     if (rc < 0)
       break;
-    bench_hist_add(&hist, ss.elapsed_ns);
-    if (ss.added != nd || ss.changed != nf || ss.deleted || ss.more) {
-      if (!verify_failures)
+    bench_hist_add(&sf.hist, ss.elapsed_ns);
+    if (ss.added != sf.nd || ss.changed != sf.nf || ss.deleted || ss.more) {
+      if (!sf.verify_failures)
         fprintf(stderr,
                 "mbx-bench: round %u: sync returned %zu added, %zu changed, %zu deleted%s; "
                 "expected %u added, %u changed\n",
-                rounds, ss.added, ss.changed, ss.deleted, ss.more ? " (more)" : "", nd, nf);
-      verify_failures++;
+                sf.rounds, ss.added, ss.changed, ss.deleted, ss.more ? " (more)" : "", sf.nd,
+                sf.nf);
+      sf.verify_failures++;
     }
   }
-  if (rc < 0)
-    fprintf(stderr, "mbx-bench: sync: %s %s %s\n", mbx_strerror(rc), first_error,
-            ctx.last_close_error);
-  bench_conns_close(&ctx, &uc, 2);
-  if (tc)
-    bench_conns_close(&ctx, &tc, 1);
-  free(msg.data);
-  if (rc < 0)
-    return rc;
-  double prep_rate = prep_ns ? (double)prep_msgs / ((double)prep_ns / 1e9) : 0;
+  return rc;
+}
+
+static void sync_report(void)
+{
+  double fill_rate = sf.fill_ns ? (double)sf.fill_msgs / ((double)sf.fill_ns / 1e9) : 0;
   if (opts.json) {
     printf("{\"mode\":\"sync\",\"items\":%" PRIu64 ",\"changes\":%u,\"rounds\":%u,"
            "\"verify_failures\":%u,\"full_sync_ms\":%.1f,\"full_sync_pages\":%u,"
            "\"fill_msgs\":%" PRIu64 ",\"fill_msgs_per_s\":%.1f",
-           count, opts.changes, rounds, verify_failures, ns_ms(full_ns), pages + 1, prep_msgs,
-           prep_rate);
-    print_latency_json("sync_", &hist);
+           sf.count, opts.changes, sf.rounds, sf.verify_failures, ns_ms(sf.full_ns), sf.pages,
+           sf.fill_msgs, fill_rate);
+    print_latency_json("sync_", &sf.hist);
     printf("}\n");
-  } else {
-    printf("sync: folder of %" PRIu64 " items, %u changes per round (%u deliveries, %u flag "
-           "changes), %u rounds\n",
-           count, opts.changes, nd, nf, rounds);
-    if (prep_msgs)
-      printf("  fill       %" PRIu64 " messages at %.1f msgs/s\n", prep_msgs, prep_rate);
-    printf("  full sync  %.1f ms in %u pages of 1000\n", ns_ms(full_ns), pages + 1);
-    print_latency_text("incr sync", &hist);
-    printf("  verified   %u of %u rounds returned exactly the changes made\n",
-           rounds - verify_failures, rounds);
+    return;
   }
-  return verify_failures ? MBX_EPROTO : 0;
+  printf("sync: folder of %" PRIu64 " items, %u changes per round (%u deliveries, %u flag "
+         "changes), %u rounds\n",
+         sf.count, opts.changes, sf.nd, sf.nf, sf.rounds);
+  if (sf.fill_msgs)
+    printf("  fill       %" PRIu64 " messages at %.1f msgs/s\n", sf.fill_msgs, fill_rate);
+  printf("  full sync  %.1f ms in %u pages of 1000\n", ns_ms(sf.full_ns), sf.pages);
+  print_latency_text("incr sync", &sf.hist);
+  printf("  verified   %u of %u rounds returned exactly the changes made\n",
+         sf.rounds - sf.verify_failures, sf.rounds);
+}
+
+static int mode_sync(void)
+{
+  const char *addr = opts.naddrs ? opts.addrs[0] : "bench-sync@example.com";
+  size_t size = opts.size_given ? opts.size : 1024;
+  bench_hist_init(&sf.hist);
+  int rc = create_mailboxes(&addr, 1);
+  if (rc < 0)
+    return rc;
+  /* uc[0] times the syncs, uc[1] changes flags, both as the user; tc[0] delivers */
+  struct bench_conn **uc = NULL, **tc = NULL;
+  const char *addrs2[2] = {addr, addr};
+  uint64_t inbox = 0;
+  struct bench_msg msg = {0};
+  if (bench_conns_open(&ctx, 2, false, BENCH_MAX_DEPTH, 4096, SETUP_TIMEOUT_MS, &uc) < 2)
+    rc = MBX_ECONN;
+  if (rc == 0)
+    rc = login_all(uc, 2, addrs2, 2);
+  if (rc == 0)
+    rc = find_inbox(uc[0], &inbox, &sf.count);
+  if (rc == 0)
+    rc = sync_fill(addr, size, uc[0], &inbox);
+  if (rc == 0)
+    rc = sync_full(uc[0], inbox);
+  if (rc == 0 && bench_conns_open(&ctx, 1, true, BENCH_MAX_DEPTH, size + 1024, SETUP_TIMEOUT_MS,
+                                  &tc) < 1)
+    rc = MBX_ECONN;
+  if (rc == 0)
+    rc = msg_build(&msg, size, addr, 9999);
+  if (rc == 0)
+    rc = sync_rounds(uc[0], uc[1], tc[0], inbox, addr, &msg);
+  if (rc < 0)
+    fprintf(stderr, "mbx-bench: sync: %s %s %s\n", mbx_strerror(rc), first_error,
+            ctx.last_close_error);
+  bench_conns_close(&ctx, &uc, 2);
+  bench_conns_close(&ctx, &tc, 1);
+  free(msg.data);
+  if (rc < 0)
+    return rc;
+  sync_report();
+  return sf.verify_failures ? MBX_EPROTO : 0;
 }
 
 /* ==== main ================================================================================ */

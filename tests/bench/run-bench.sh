@@ -26,7 +26,9 @@ USAGE
 }
 
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
-num() { [[ "$2" =~ ^[0-9]+$ ]] && (($2 > 0)) || die "$1 needs a positive number, got '$2'"; }
+num() {
+  if [[ ! "$2" =~ ^[0-9]+$ ]] || (($2 == 0)); then die "$1 needs a positive number, got '$2'"; fi
+}
 
 while (($# > 0)); do
   case "$1" in

@@ -96,6 +96,16 @@ as_demo get "${ids[1]}"; [[ $RC -ne 0 ]] || {
   [[ "$(jqo '.item.folder_id')" != "$sub_id" ]] || fail "item still in a deleted folder"
 }
 
+step "folder empty"
+as_demo --json folder create Scratch; ok "create Scratch"
+as_demo copy "${ids[0]}" Scratch; ok "copy into Scratch"
+as_demo copy "${ids[0]}" Scratch; ok "copy into Scratch again"
+as_demo --json list Scratch; ok; eq "$(jqo '.total // 0')" "2" "Scratch before empty"
+as_demo folder empty Scratch; ok "folder empty"
+as_demo --json list Scratch; ok; eq "$(jqo '.total // 0')" "0" "Scratch after empty"
+as_demo --json get "${ids[0]}"; ok "the original survives emptying a folder of its copies"
+as_demo folder delete Scratch; ok "delete Scratch"
+
 step "well-known folders cannot be deleted"
 as_demo folder delete Inbox; refused 1 EPERM "delete Inbox"
 as_demo folder delete "Deleted Items"; refused 1 EPERM "delete Deleted Items"

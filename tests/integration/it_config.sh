@@ -45,6 +45,7 @@ run_bad() {
   OUT=$(cat "$W/out"); ERR=$(cat "$W/err")
   [[ $RC -ne 124 ]] || fail "mbxd kept running with the bad config $1"
   [[ $RC -ne 0 ]] || fail "mbxd exited 0 with the bad config $1"
+  ! grep -aEq 'Sanitizer|runtime error:' <<<"$ERR" || fail "sanitizer report for $1: $ERR"
 }
 must_say() { # TEXT WHAT: stderr (or stdout) of the last run contains TEXT
   grep -qF -- "$1" <<<"$ERR$OUT" || fail "$2: message does not mention '$1'"

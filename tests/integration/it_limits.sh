@@ -81,6 +81,11 @@ make_eml "$IT_WORK/big.eml" "too-big" x@example.org "$DEMO" 100000
 make_eml "$IT_WORK/fits.eml" "fits" x@example.org "$DEMO" 30000
 as_transport deliver --to "$DEMO" "$IT_WORK/big.eml"; refused 1 ETOOBIG "deliver 100K with a 64K limit"
 as_demo append Drafts "$IT_WORK/big.eml"; refused 1 ETOOBIG "append 100K with a 64K limit"
+# The CLI refuses before sending (it knows the limit from Hello): ask the node itself.
+env MBX_USER="$DEMO" MBX_PASSWORD="$DEMO_PW" MBX_CERT="$TR_CERT" MBX_KEY="$TR_KEY" \
+  timeout 30 "$ITC_DIR/itc_roles" toobig 100000 >"$IT_WORK/toobig.out" 2>&1
+rc=$?; sed 's/^/  wire: /' "$IT_WORK/toobig.out"
+[[ $rc -eq 0 ]] || fail "oversized message on the wire: $(grep itc_roles "$IT_WORK/toobig.out" | head -n 3)"
 eq "$(digest db1)" "$d1" "nothing stored by the refused message"
 as_demo --json list Inbox; ok; eq "$(jqo '.total // 0')" "$demo_total" "Inbox count unchanged"
 as_demo --json list Drafts; ok; eq "$(jqo '.total // 0')" "0" "Drafts still empty"

@@ -11,26 +11,31 @@ static const char *g_ca;
 static char g_host[64];
 static uint16_t g_port;
 
-#define CHECK(cond, ...)                                 \
-  do {                                                   \
-    if (!(cond)) {                                       \
-      fprintf(stderr, "itc_badframes: " __VA_ARGS__);    \
-      fputc('\n', stderr);                               \
-      return 1;                                          \
-    }                                                    \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "itc_badframes: " __VA_ARGS__);                                              \
+      fputc('\n', stderr);                                                                         \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
-static int tls(struct itc_conn *c) { return itc_connect(c, g_host, g_port, g_ca, NULL, NULL, 10000); }
+static int tls(struct itc_conn *c)
+{
+  return itc_connect(c, g_host, g_port, g_ca, NULL, NULL, 10000);
+}
 
 /* Expects one Error response named `name` (NULL: any error with a name and message)
  * for request id `id` (0: any), then (if must_close) the connection closed. */
-static int expect_error(struct itc_conn *c, const char *name, uint64_t id, int must_close) {
+static int expect_error(struct itc_conn *c, const char *name, uint64_t id, int must_close)
+{
   int eof;
   Mbx__Response *r = itc_recv_resp(c, &eof);
   CHECK(r, "expected an Error reply (%s), got %s", name ? name : "any",
         eof ? "a closed connection" : "a read error/timeout or undecodable frame");
   int ok = r->error != NULL;
-  const char *got = ok && r->error->name ? r->error->name : "";
+  char got[64]; /* copied: the reply is freed before the checks below */
+  snprintf(got, sizeof(got), "%s", ok && r->error->name ? r->error->name : "");
   printf("reply: id=%llu error=%s (%u) message=\"%s\"\n", (unsigned long long)r->id, got,
          ok ? r->error->code : 0, ok && r->error->message ? r->error->message : "");
   uint64_t rid = r->id;
@@ -42,11 +47,13 @@ static int expect_error(struct itc_conn *c, const char *name, uint64_t id, int m
         name ? name : "any");
   CHECK(id == 0 || rid == id, "reply id %llu, want %llu", (unsigned long long)rid,
         (unsigned long long)id);
-  if (must_close) CHECK(itc_wait_closed(c), "connection not closed after %s", got);
+  if (must_close)
+    CHECK(itc_wait_closed(c), "connection not closed after %s", got);
   return 0;
 }
 
-static int t_garbage(void) {
+static int t_garbage(void)
+{
   int fd = itc_tcp_connect(g_host, g_port, 10000);
   CHECK(fd >= 0, "connect failed");
   char junk[4096];
@@ -59,7 +66,8 @@ static int t_garbage(void) {
   int closed = 0;
   for (int i = 0; i < 1000; i++) { /* bounded by count and SO_RCVTIMEO */
     ssize_t r = read(fd, b, sizeof(b));
-    if (r > 0) continue; /* a TLS alert is allowed */
+    if (r > 0)
+      continue; /* a TLS alert is allowed */
     closed = r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
     break;
   }
@@ -69,7 +77,8 @@ static int t_garbage(void) {
   return 0;
 }
 
-static int t_oversized(void) {
+static int t_oversized(void)
+{
   struct itc_conn c;
   CHECK(tls(&c) == 0, "TLS connect failed");
   const uint8_t pre[4] = {0x7f, 0xff, 0xff, 0xff};
@@ -79,7 +88,8 @@ static int t_oversized(void) {
   return rc;
 }
 
-static int t_truncated(void) {
+static int t_truncated(void)
+{
   struct itc_conn c;
   CHECK(tls(&c) == 0, "TLS connect failed");
   /* announces 100 bytes, sends 10, then vanishes without close_notify */
@@ -95,7 +105,8 @@ static int t_truncated(void) {
   return 0;
 }
 
-static int t_badproto(void) {
+static int t_badproto(void)
+{
   struct itc_conn c;
   CHECK(tls(&c) == 0, "TLS connect failed");
   uint8_t junk[64];
@@ -107,7 +118,8 @@ static int t_badproto(void) {
 }
 
 /* A well-formed Request with id 7 and no body at all. */
-static int t_nobody(void) {
+static int t_nobody(void)
+{
   struct itc_conn c;
   CHECK(tls(&c) == 0, "TLS connect failed");
   Mbx__Request req = MBX__REQUEST__INIT;
@@ -119,7 +131,8 @@ static int t_nobody(void) {
 }
 
 /* id 8 plus a body field number no version of the protocol has (999). */
-static int t_unknownbody(void) {
+static int t_unknownbody(void)
+{
   struct itc_conn c;
   CHECK(tls(&c) == 0, "TLS connect failed");
   /* field 1 varint 8; field 999 length-delimited, 2 bytes */
@@ -130,7 +143,8 @@ static int t_unknownbody(void) {
   return rc;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, NULL, _IOLBF, 0);
   const char *server = getenv("MBX_SERVER");
@@ -141,12 +155,18 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *m = argv[1];
-  if (!strcmp(m, "garbage")) return t_garbage();
-  if (!strcmp(m, "oversized")) return t_oversized();
-  if (!strcmp(m, "truncated")) return t_truncated();
-  if (!strcmp(m, "badproto")) return t_badproto();
-  if (!strcmp(m, "nobody")) return t_nobody();
-  if (!strcmp(m, "unknownbody")) return t_unknownbody();
+  if (!strcmp(m, "garbage"))
+    return t_garbage();
+  if (!strcmp(m, "oversized"))
+    return t_oversized();
+  if (!strcmp(m, "truncated"))
+    return t_truncated();
+  if (!strcmp(m, "badproto"))
+    return t_badproto();
+  if (!strcmp(m, "nobody"))
+    return t_nobody();
+  if (!strcmp(m, "unknownbody"))
+    return t_unknownbody();
   fprintf(stderr, "itc_badframes: unknown mode %s\n", m);
   return 2;
 }

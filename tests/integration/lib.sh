@@ -56,6 +56,13 @@ it_cleanup() {
       p=$(cat "$pidf" 2>/dev/null)
       [[ "$p" =~ ^[0-9]+$ ]] && kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null
     done
+    # A sanitizer build reports into the node's log; any report fails the test.
+    if [[ -f "$IT_DIR/log/node1.log" ]] &&
+      grep -aEq 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$IT_DIR/log/node1.log"; then
+      echo "FAIL [$IT_NAME]: sanitizer report in node1.log:" >&2
+      grep -aE -A 12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$IT_DIR/log/node1.log" | head -n 40 >&2
+      rc=1
+    fi
     if [[ $rc -ne 0 && -f "$IT_DIR/log/node1.log" ]]; then
       echo "--- tail of node1.log:" >&2
       tail -n 40 "$IT_DIR/log/node1.log" >&2
@@ -161,6 +168,7 @@ refused() {
   local n
   n=$(printf '%s\n' "$ERR" | grep -cv '^[[:space:]]*$')
   [[ $n -eq 1 ]] || fail "$what: expected one stderr line, got $n"
+  echo "  ok, refused: $what: $ERR"
 }
 
 # jqo FILTER: applies jq to the last OUT (fails the test if it is not JSON).
@@ -225,4 +233,5 @@ refused_any() {
   local n
   n=$(printf '%s\n' "$ERR" | grep -cv '^[[:space:]]*$')
   [[ $n -eq 1 ]] || fail "$what: expected one stderr line, got $n"
+  echo "  ok, refused: $what: $ERR"
 }

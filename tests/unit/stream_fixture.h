@@ -23,7 +23,7 @@
 #include "stream.h"
 #include "tls.h"
 
-#define FX_GUARD_MS 30000               /* any single test step longer than this fails */
+#define FX_GUARD_MS  30000 /* any single test step longer than this fails */
 #define FX_MAX_CONNS 8
 
 /* ------------------------------------------------------------ certificates --- */
@@ -33,7 +33,7 @@ struct fx_certs {
 };
 
 static struct fx_certs fx_certs;
-static char fx_paths[16][256];        /* scratch for fx_file(), reused round robin */
+static char fx_paths[16][256]; /* scratch for fx_file(), reused round robin */
 static int fx_npath;
 
 #define FX_FN static __attribute__((unused))
@@ -75,10 +75,12 @@ FX_FN int fx_certs_setup(void **state)
   fx_sh("cd '%s' && for ca in ca ca2; do openssl req -x509 " FX_KEY " -keyout $ca.key"
         " -out $ca.pem -days 2 -subj \"/CN=mbx test $ca\""
         " -addext basicConstraints=critical,CA:TRUE"
-        " -addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 || exit 1; done", d);
+        " -addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 || exit 1; done",
+        d);
   fx_sh("cd '%s' && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n"
         "extendedKeyUsage=serverAuth\\n' > server.ext"
-        " && printf 'extendedKeyUsage=clientAuth\\n' > client.ext", d);
+        " && printf 'extendedKeyUsage=clientAuth\\n' > client.ext",
+        d);
   const char *leaves[][4] = {{"server", "ca", "/OU=node/CN=node1", "server.ext"},
                              {"client", "ca", "/OU=operator/CN=alice", "client.ext"},
                              {"other", "ca2", "/OU=operator/CN=mallory", "client.ext"}};
@@ -86,8 +88,8 @@ FX_FN int fx_certs_setup(void **state)
     fx_sh("cd '%s' && openssl req " FX_KEY " -keyout %s.key -out %s.csr -subj '%s'"
           " >/dev/null 2>&1 && openssl x509 -req -in %s.csr -CA %s.pem -CAkey %s.key"
           " -CAcreateserial -days 2 -out %s.pem -extfile %s >/dev/null 2>&1",
-          d, leaves[i][0], leaves[i][0], leaves[i][2], leaves[i][0], leaves[i][1],
-          leaves[i][1], leaves[i][0], leaves[i][3]);
+          d, leaves[i][0], leaves[i][0], leaves[i][2], leaves[i][0], leaves[i][1], leaves[i][1],
+          leaves[i][0], leaves[i][3]);
   }
   mbx_log_init("test", NULL, getenv("MBX_TEST_DEBUG") ? MBX_LOG_DEBUG : MBX_LOG_INFO);
   return 0;
@@ -104,8 +106,8 @@ FX_FN struct mbx_tls_ctx *fx_server_ctx(void)
 {
   struct mbx_tls_ctx *ctx = NULL;
   const char *err = NULL;
-  int rc = mbx_tls_ctx_new_server(fx_file("server.pem"), fx_file("server.key"),
-                                  fx_file("ca.pem"), &ctx, &err);
+  int rc = mbx_tls_ctx_new_server(fx_file("server.pem"), fx_file("server.key"), fx_file("ca.pem"),
+                                  &ctx, &err);
   if (rc)
     fprintf(stderr, "server ctx: %s\n", err);
   assert_int_equal(rc, 0);
@@ -144,12 +146,12 @@ struct fx_end {
   bool ready, closed, frame_error;
   int close_count, ready_count;
   int close_status;
-  size_t frames;                      /* frames received */
+  size_t frames; /* frames received */
   size_t frames_at_close;
   char ou[64], cn[64];
   bool has_ou, has_cn;
   uint64_t start_ms, close_ms;
-  fx_frame_fn *on_frame;              /* NULL: echo */
+  fx_frame_fn *on_frame; /* NULL: echo */
   void (*on_ready)(struct fx_end *e);
   void (*on_frame_error)(struct fx_end *e);
   void *user;
@@ -163,10 +165,10 @@ struct fx {
   uint16_t port;
   struct mbx_tls_ctx *server_ctx;
   struct mbx_stream_options server_opt;
-  struct fx_end conns[FX_MAX_CONNS];  /* server side, in accept order */
+  struct fx_end conns[FX_MAX_CONNS]; /* server side, in accept order */
   int nconns;
   int accept_errors;
-  fx_frame_fn *server_on_frame;       /* NULL: echo */
+  fx_frame_fn *server_on_frame; /* NULL: echo */
   void (*server_on_frame_error)(struct fx_end *e);
   void (*server_on_ready)(struct fx_end *e);
 };
@@ -214,7 +216,7 @@ FX_FN void fx_on_close(struct mbx_stream *s, int status, void *arg)
   e->frames_at_close = e->frames;
   e->close_ms = uv_now(&e->fx->loop);
   assert_int_equal(mbx_stream_send(s, (const uint8_t *)"x", 1), MBX_ECLOSED);
-  mbx_stream_close(s, 0);             /* idempotent, even here */
+  mbx_stream_close(s, 0); /* idempotent, even here */
   e->s = NULL;
 }
 
@@ -237,8 +239,8 @@ FX_FN void fx_on_connection(uv_stream_t *listener, int status)
   e->on_frame_error = fx->server_on_frame_error;
   e->on_ready = fx->server_on_ready;
   e->start_ms = uv_now(&fx->loop);
-  int rc = mbx_stream_accept(&fx->loop, listener, fx->server_ctx, &fx->server_opt,
-                             &fx_callbacks, e, &e->s);
+  int rc = mbx_stream_accept(&fx->loop, listener, fx->server_ctx, &fx->server_opt, &fx_callbacks, e,
+                             &e->s);
   if (rc < 0)
     fx->accept_errors++;
 }
@@ -273,16 +275,16 @@ FX_FN void fx_init(struct fx *fx, size_t max_frame_bytes)
 }
 
 /* Runs the loop until cond holds; fails the test after FX_GUARD_MS. */
-#define FX_RUN_UNTIL(fx, cond)                                                   \
-  do {                                                                           \
-    uv_timer_start(&(fx)->guard, fx_guard_cb, FX_GUARD_MS, 0);                   \
-    for (unsigned long fx_i_ = 0; !(cond); fx_i_++) {                            \
-      assert_true(fx_i_ < 100000000ul);                                          \
-      if ((fx)->guard_fired)                                                     \
-        fail_msg("timed out waiting for: %s", #cond);                            \
-      uv_run(&(fx)->loop, UV_RUN_ONCE);                                          \
-    }                                                                            \
-    uv_timer_stop(&(fx)->guard);                                                 \
+#define FX_RUN_UNTIL(fx, cond)                                                                     \
+  do {                                                                                             \
+    uv_timer_start(&(fx)->guard, fx_guard_cb, FX_GUARD_MS, 0);                                     \
+    for (unsigned long fx_i_ = 0; !(cond); fx_i_++) {                                              \
+      assert_true(fx_i_ < 100000000ul);                                                            \
+      if ((fx)->guard_fired)                                                                       \
+        fail_msg("timed out waiting for: %s", #cond);                                              \
+      uv_run(&(fx)->loop, UV_RUN_ONCE);                                                            \
+    }                                                                                              \
+    uv_timer_stop(&(fx)->guard);                                                                   \
   } while (0)
 
 /* Closes the listener and the loop; every stream must have closed already, so
@@ -300,7 +302,7 @@ FX_FN void fx_done(struct fx *fx)
 
 /* A client stream to the fixture's listener. */
 FX_FN void fx_connect(struct fx *fx, struct fx_end *e, struct mbx_tls_ctx *ctx,
-                       const struct mbx_stream_options *opt_in, const char *host)
+                      const struct mbx_stream_options *opt_in, const char *host)
 {
   memset(e, 0, sizeof(*e));
   e->fx = fx;
@@ -371,8 +373,8 @@ FX_FN void fx_raw_connect(struct fx *fx, struct fx_raw *r, const char *garbage)
   r->connect.data = r;
   struct sockaddr_in sin;
   uv_ip4_addr("127.0.0.1", fx->port, &sin);
-  assert_int_equal(uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&sin,
-                                  fx_raw_connected), 0);
+  assert_int_equal(uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&sin, fx_raw_connected),
+                   0);
 }
 
 /* --------------------------------------------------------------- payloads --- */

@@ -45,7 +45,7 @@ static void test_stream_echo_sizes_in_order(void **state)
   assert_int_equal(srv->ready_count, 1);
   assert_int_equal(srv->frames, NECHO);
   assert_int_equal(srv->close_count, 1);
-  assert_int_equal(srv->close_status, 0);   /* the client's close_notify */
+  assert_int_equal(srv->close_status, 0); /* the client's close_notify */
   /* No client certificate: no identity on the server side. */
   assert_false(srv->has_ou);
   assert_false(srv->has_cn);
@@ -90,8 +90,8 @@ static void test_stream_pipelined_frames(void **state)
   uint64_t t0 = uv_hrtime();
   FX_RUN_UNTIL(&fx, c.closed && fx.nconns == 1 && fx.conns[0].closed);
   double s = (double)(uv_hrtime() - t0) / 1e9;
-  print_message("%d frames echoed in %.3f s (%.0f round trips/s, one loop for both ends)\n",
-                NPIPE, s, NPIPE / s);
+  print_message("%d frames echoed in %.3f s (%.0f round trips/s, one loop for both ends)\n", NPIPE,
+                s, NPIPE / s);
   assert_int_equal(c.frames, NPIPE);
   assert_int_equal(fx.conns[0].frames, NPIPE);
   assert_int_equal(c.close_status, 0);
@@ -204,7 +204,7 @@ static void close_on_third(struct fx_end *e, const uint8_t *frame, size_t len)
   assert_int_equal(mbx_stream_send(e->s, frame, len), 0);
   if (e->frames == 3) {
     mbx_stream_close(e->s, 0);
-    mbx_stream_close(e->s, MBX_EIO);  /* second call: no effect */
+    mbx_stream_close(e->s, MBX_EIO); /* second call: no effect */
     assert_int_equal(mbx_stream_send(e->s, frame, len), MBX_ECLOSED);
   }
 }
@@ -237,9 +237,9 @@ static void test_stream_close_inside_on_frame(void **state)
   assert_int_equal(fx.conns[0].frames, 3);
   assert_int_equal(fx.conns[0].close_count, 1);
   assert_int_equal(fx.conns[0].close_status, 0);
-  assert_int_equal(c.frames, 3);            /* all replies queued before the close */
+  assert_int_equal(c.frames, 3); /* all replies queued before the close */
   assert_int_equal(c.close_count, 1);
-  assert_int_equal(c.close_status, 0);      /* the server's close_notify */
+  assert_int_equal(c.close_status, 0); /* the server's close_notify */
   mbx_tls_ctx_free(&cctx);
   fx_done(&fx);
 }
@@ -266,7 +266,7 @@ static void test_stream_connect_by_name(void **state)
 
 /* Request/response one at a time on several connections sharing the loop: every
  * reply must be flushed within the loop turn, or this crawls into the guard. */
-#define NPING 2000
+#define NPING    2000
 #define NCLIENTS 4
 
 static void ping_send(struct fx_end *e)

@@ -55,7 +55,7 @@ static void test_stream_client_refuses_untrusted_server(void **state)
 {
   struct fx fx;
   fx_init(&fx, 1024);
-  struct mbx_tls_ctx *cctx = fx_client_ctx("ca2", NULL);   /* doesn't know our CA */
+  struct mbx_tls_ctx *cctx = fx_client_ctx("ca2", NULL); /* doesn't know our CA */
   struct fx_end c;
   fx_connect(&fx, &c, cctx, NULL, NULL);
   FX_RUN_UNTIL(&fx, c.closed && fx.nconns == 1 && fx.conns[0].closed);
@@ -153,7 +153,7 @@ static void test_stream_handshake_timeout(void **state)
   fx_init(&fx, 1024);
   fx.server_opt.handshake_timeout_ms = 200;
   struct fx_raw raw;
-  fx_raw_connect(&fx, &raw, NULL);    /* connects, says nothing */
+  fx_raw_connect(&fx, &raw, NULL); /* connects, says nothing */
   FX_RUN_UNTIL(&fx, raw.closed && fx.nconns == 1 && fx.conns[0].closed);
   struct fx_end *srv = &fx.conns[0];
   assert_false(srv->ready);
@@ -178,7 +178,7 @@ static void test_stream_idle_timeout(void **state)
   assert_int_equal(srv->close_status, MBX_ETIMEDOUT);
   assert_true(srv->close_ms - srv->start_ms >= 190);
   assert_true(c.ready);
-  assert_int_equal(c.close_status, 0);      /* told politely with close_notify */
+  assert_int_equal(c.close_status, 0); /* told politely with close_notify */
   mbx_tls_ctx_free(&cctx);
   fx_done(&fx);
 }
@@ -202,8 +202,8 @@ static void test_stream_connect_refused(void **state)
   struct mbx_tls_ctx *cctx = fx_client_ctx("ca", NULL);
   struct mbx_stream_options opt = {.max_frame_bytes = 1024};
   struct fx_end c = {.fx = &fx};
-  assert_int_equal(mbx_stream_connect(&fx.loop, "127.0.0.1", port, cctx, &opt, &fx_callbacks,
-                                      &c, &c.s), 0);
+  assert_int_equal(
+      mbx_stream_connect(&fx.loop, "127.0.0.1", port, cctx, &opt, &fx_callbacks, &c, &c.s), 0);
   /* Queued before the connection exists; dropped with it. */
   assert_int_equal(mbx_stream_send(c.s, (const uint8_t *)"early", 5), 0);
   FX_RUN_UNTIL(&fx, c.closed);
@@ -217,11 +217,13 @@ static void test_stream_connect_refused(void **state)
   assert_int_equal(mbx_stream_connect(&fx.loop, "", port, cctx, &opt, &fx_callbacks, &bad, &s),
                    MBX_EINVAL);
   struct mbx_stream_options noframe = {0};
-  assert_int_equal(mbx_stream_connect(&fx.loop, "127.0.0.1", port, cctx, &noframe,
-                                      &fx_callbacks, &bad, &s), MBX_EINVAL);
+  assert_int_equal(
+      mbx_stream_connect(&fx.loop, "127.0.0.1", port, cctx, &noframe, &fx_callbacks, &bad, &s),
+      MBX_EINVAL);
   /* A server context cannot make client connections. */
-  assert_int_equal(mbx_stream_connect(&fx.loop, "127.0.0.1", port, fx.server_ctx, &opt,
-                                      &fx_callbacks, &bad, &s), MBX_EINVAL);
+  assert_int_equal(
+      mbx_stream_connect(&fx.loop, "127.0.0.1", port, fx.server_ctx, &opt, &fx_callbacks, &bad, &s),
+      MBX_EINVAL);
   assert_null(s);
   mbx_tls_ctx_free(&cctx);
   fx_done(&fx);
@@ -235,8 +237,7 @@ static void test_stream_write_queue_limit(void **state)
   struct fx fx;
   fx_init(&fx, 1u << 20);
   struct mbx_tls_ctx *cctx = fx_client_ctx("ca", NULL);
-  struct mbx_stream_options opt = {.max_frame_bytes = 1u << 20,
-                                   .max_write_queue_bytes = 64 * 1024};
+  struct mbx_stream_options opt = {.max_frame_bytes = 1u << 20, .max_write_queue_bytes = 64 * 1024};
   struct fx_end c;
   fx_connect(&fx, &c, cctx, &opt, NULL);
   static uint8_t p[40 * 1024];
@@ -258,20 +259,23 @@ static void test_stream_tls_ctx_errors(void **state)
   struct mbx_tls_ctx *ctx = NULL;
   const char *err = NULL;
   assert_int_equal(mbx_tls_ctx_new_server("/nonexistent/cert.pem", fx_file("server.key"),
-                                          fx_file("ca.pem"), &ctx, &err), MBX_ECONFIG);
+                                          fx_file("ca.pem"), &ctx, &err),
+                   MBX_ECONFIG);
   assert_null(ctx);
   assert_non_null(err);
   assert_non_null(strstr(err, "/nonexistent/cert.pem"));
   /* A key that does not belong to the certificate. */
   assert_int_equal(mbx_tls_ctx_new_server(fx_file("server.pem"), fx_file("client.key"),
-                                          fx_file("ca.pem"), &ctx, &err), MBX_ECONFIG);
+                                          fx_file("ca.pem"), &ctx, &err),
+                   MBX_ECONFIG);
   assert_non_null(strstr(err, "client.key"));
   assert_int_equal(mbx_tls_ctx_new_client(fx_file("nope.pem"), NULL, NULL, &ctx, &err),
                    MBX_ECONFIG);
-  assert_int_equal(mbx_tls_ctx_new_client(fx_file("ca.pem"), fx_file("client.pem"), NULL,
-                                          &ctx, &err), MBX_EINVAL);
+  assert_int_equal(
+      mbx_tls_ctx_new_client(fx_file("ca.pem"), fx_file("client.pem"), NULL, &ctx, &err),
+      MBX_EINVAL);
   assert_null(ctx);
-  mbx_tls_ctx_free(&ctx);             /* NULL is fine */
+  mbx_tls_ctx_free(&ctx); /* NULL is fine */
 }
 
 int main(void)

@@ -144,7 +144,7 @@ static void test_wire_oversized_prefix(void **state)
   mbx_wire_reader_init(&r, 1000);
   struct mbx_buf stream;
   mbx_buf_init(&stream, 0);
-  put_frame(&stream, 1000, 1);        /* exactly at the limit: fine */
+  put_frame(&stream, 1000, 1); /* exactly at the limit: fine */
   uint8_t big[4];
   mbx_put_be32(big, 1001);
   assert_int_equal(mbx_buf_append(&stream, big, 4), 0);
@@ -183,7 +183,7 @@ static void test_wire_pack_request_round_trip(void **state)
   struct mbx_buf out;
   mbx_buf_init(&out, 0);
   assert_int_equal(mbx_wire_pack(&req.base, &out), 0);
-  assert_int_equal(mbx_wire_pack(&req.base, &out), 0);   /* two frames back to back */
+  assert_int_equal(mbx_wire_pack(&req.base, &out), 0); /* two frames back to back */
 
   struct mbx_wire_reader r;
   mbx_wire_reader_init(&r, 4096);
