@@ -8,7 +8,7 @@ set -euo pipefail
 # etcd-server joins this list with the control plane (a later issue); not yet.
 PACKAGES=(
   build-essential cmake pkg-config
-  libuv1-dev liblmdb-dev lmdb-utils
+  libuv1-dev liblmdb-dev lmdb-utils libzstd-dev
   libprotobuf-c-dev protobuf-c-compiler
   libssl-dev openssl
   liburcu-dev libcurl4-openssl-dev libjansson-dev

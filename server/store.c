@@ -15,6 +15,7 @@
 #include "logrec.h"
 #include "mbx_error.h"
 #include "rfc5322.h"
+#include "body.h"
 #include "store_internal.h"
 
 #define STORE_DEFAULT_MAP_BYTES         (64ull << 30)
@@ -802,7 +803,10 @@ static int store_append_message(struct mbx_wtxn *w, const Mbx__Mailbox *mb, cons
   it->cn = it->added_cn = f->last_cn + 1;
   it->size = len;
   it->message = sum;
-  if ((err = store_put_item_op(w, it, body, len, true, 0, 0, 0)))
+  uint8_t *stored;
+  size_t stored_len;
+  if ((err = mbx_body_encode(body, len, &w->scratch, &stored, &stored_len)) ||
+      (err = store_put_item_op(w, it, stored, stored_len, true, 0, 0, 0)))
     return err;
   if (item_r)
     *item_r = it;

@@ -14,8 +14,8 @@
  * mbx_store_apply_record, i.e. through the very same apply code.
  *
  * Memory. Results are protobuf-c messages allocated in the caller's arena; they stay
- * valid until the arena is reset. Bodies returned by reads point into LMDB's map and
- * are borrowed until the read transaction ends.
+ * valid until the arena is reset. Bodies returned by reads point into LMDB's map or
+ * the arena: use them before the read transaction ends.
  *
  * Errors. MBX_ENOTFOUND (unknown mailbox/folder/item, or one of another mailbox —
  * never distinguishable), MBX_EEXIST, MBX_EINVAL, MBX_EPERM (e.g. renaming a
@@ -159,8 +159,10 @@ int mbx_store_find_folder(struct mbx_rtxn *r, uint64_t mailbox_id, const char *p
 int mbx_store_list_items(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t folder_id,
                          uint32_t offset, uint32_t limit, struct mbx_arena *a,
                          Mbx__Item ***v_r, size_t *n_r, uint64_t *total_r);
-/* body_r may be NULL; else the raw body (NULL/0 for items without one), borrowed
- * until the read transaction ends. */
+/* body_r may be NULL; else the raw body (NULL/0 for items without one), valid until
+ * the read transaction ends or the arena is reset, whichever comes first (a
+ * compressed body is decompressed into the arena: server/body.h). A stored body that
+ * does not decode: MBX_ECORRUPT. */
 int mbx_store_get_item(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t item_id,
                        struct mbx_arena *a, Mbx__Item **item_r, const uint8_t **body_r,
                        size_t *body_len_r);

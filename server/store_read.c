@@ -1,6 +1,7 @@
 /* store_read.c — the read side of the store: short read transactions, lookups,
  * listings (newest first via the folder index), the content digest that compares
  * copies, and reading the log for shipping. Any thread. */
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "log.h"
 #include "mbx_error.h"
+#include "body.h"
 #include "store_internal.h"
 
 #define READ_LIST_DEFAULT 100
@@ -249,9 +251,15 @@ int mbx_store_get_item(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t item_id
     return 0;
   if (rc)
     return mbx__store_mdb_err(r->s, rc, "get body");
-  *body_r = d.mv_data;
+  size_t len;
+  err = mbx_body_decode(d.mv_data, d.mv_size, (*item_r)->size, a, body_r, &len);
+  if (err) {
+    mbx_error("db %s: item %" PRIu64 ": stored body does not decode", r->s->name, item_id);
+    *body_r = NULL;
+    return err;
+  }
   if (body_len_r)
-    *body_len_r = d.mv_size;
+    *body_len_r = len;
   return 0;
 }
 

@@ -8,14 +8,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 PROG=${0##*/}
 
-RUNS=3 SECONDS_PER_RUN=10 CLIENTS=64 SIZE=4096 ITEMS=100000 CHANGES=10 ROUNDS=50
+RUNS=3 SECONDS_PER_RUN=10 CLIENTS=64 SIZE=4096 PAYLOAD=text ITEMS=100000 CHANGES=10 ROUNDS=50
 MODES="deliver mixed sync" DIR='' KEEP=0 BIN=${MBX_BIN:-$SRC/build} OUT=''
 
 usage() {
   cat >&2 <<USAGE
 usage: $PROG [--runs N] [--seconds S] [--clients N] [--size B] [--items N] [--changes C]
              [--rounds R] [--modes "deliver mixed sync"] [--build DIR] [--dir DIR] [--keep]
-             [--out FILE] [--quick]
+             [--out FILE] [--quick] [--payload text|random]
 Runs each mode N times (3) against a fresh local node and prints medians.
 --build: build directory with mbxd, mbx and mbx-bench (\$MBX_BIN, else $SRC/build).
 --dir: cluster directory (default: a new one under \${TMPDIR:-/tmp}, removed at the end).
@@ -36,6 +36,7 @@ while (($# > 0)); do
     --seconds) num "$1" "${2:-}"; SECONDS_PER_RUN=$2; shift 2 ;;
     --clients) num "$1" "${2:-}"; CLIENTS=$2; shift 2 ;;
     --size) num "$1" "${2:-}"; SIZE=$2; shift 2 ;;
+    --payload) PAYLOAD=${2:-}; shift 2 ;;
     --items) num "$1" "${2:-}"; ITEMS=$2; shift 2 ;;
     --changes) num "$1" "${2:-}"; CHANGES=$2; shift 2 ;;
     --rounds) num "$1" "${2:-}"; ROUNDS=$2; shift 2 ;;
@@ -124,8 +125,8 @@ run_mode() { # MODE ARGS...
 
 for m in $MODES; do
   case "$m" in
-    deliver) run_mode deliver --clients "$CLIENTS" --size "$SIZE" --seconds "$SECONDS_PER_RUN" --mailboxes 64 ;;
-    mixed) run_mode mixed --clients "$CLIENTS" --size "$SIZE" --seconds "$SECONDS_PER_RUN" --mailboxes 64 ;;
+    deliver) run_mode deliver --clients "$CLIENTS" --size "$SIZE" --payload "$PAYLOAD" --seconds "$SECONDS_PER_RUN" --mailboxes 64 ;;
+    mixed) run_mode mixed --clients "$CLIENTS" --size "$SIZE" --payload "$PAYLOAD" --seconds "$SECONDS_PER_RUN" --mailboxes 64 ;;
     # the first run fills the folder; later runs reuse it (mbx-bench tops it up)
     sync) run_mode sync --items "$ITEMS" --changes "$CHANGES" --rounds "$ROUNDS" --clients "$CLIENTS" ;;
   esac
