@@ -1,20 +1,54 @@
 /* body.c — stored form of message bodies (codec byte + raw or zstd bytes).
  * Level 1: on this kind of machine it compresses text at several hundred MB/s, so a
  * 4 KiB body costs microseconds on the writer thread and saves pages on disk. */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "body.h"
+#include "log.h"
 #include "mbx_error.h"
 
 #define BODY_COMPRESS_MIN_BYTES 256
 #define BODY_ZSTD_LEVEL 1
 
-/* One context per thread, made on first use and kept: making a zstd context costs
- * far more than compressing a 4 KiB body with it. (The writer thread compresses, the
- * loop thread decompresses; a handful of threads, each keeps its pair for life.) */
-static _Thread_local ZSTD_CCtx *body_cctx;
-static _Thread_local ZSTD_DCtx *body_dctx;
+/* One pair of contexts per thread, made on first use and kept: making a zstd context
+ * costs far more than compressing a 4 KiB body with it. The writer threads
+ * compress, the loop thread decompresses; a thread's pair is freed when it exits. */
+struct body_ctx {
+  ZSTD_CCtx *c;
+  ZSTD_DCtx *d;
+};
+
+static pthread_key_t body_key;
+static pthread_once_t body_once = PTHREAD_ONCE_INIT;
+
+static void body_ctx_free(void *p)
+{
+  struct body_ctx *bc = p;
+  ZSTD_freeCCtx(bc->c);
+  ZSTD_freeDCtx(bc->d);
+  free(bc);
+}
+
+static void body_key_init(void) { mbx_assert(pthread_key_create(&body_key, body_ctx_free) == 0); }
+
+static struct body_ctx *body_ctx(void)
+{
+  pthread_once(&body_once, body_key_init);
+  struct body_ctx *bc = pthread_getspecific(body_key);
+  if (!bc) {
+    bc = calloc(1, sizeof(*bc));
+    if (!bc)
+      return NULL;
+    if (pthread_setspecific(body_key, bc) != 0) {
+      free(bc);
+      return NULL;
+    }
+  }
+  return bc;
+}
 
 int mbx_body_encode(const uint8_t *raw, size_t len, struct mbx_arena *a, uint8_t **stored_r,
                     size_t *stored_len_r)
@@ -24,9 +58,10 @@ int mbx_body_encode(const uint8_t *raw, size_t len, struct mbx_arena *a, uint8_t
     uint8_t *out = mbx_arena_alloc(a, bound + 1);
     if (!out)
       return MBX_ENOMEM;
-    if (!body_cctx && !(body_cctx = ZSTD_createCCtx()))
+    struct body_ctx *bc = body_ctx();
+    if (!bc || (!bc->c && !(bc->c = ZSTD_createCCtx())))
       return MBX_ENOMEM;
-    size_t n = ZSTD_compressCCtx(body_cctx, out + 1, bound, raw, len, BODY_ZSTD_LEVEL);
+    size_t n = ZSTD_compressCCtx(bc->c, out + 1, bound, raw, len, BODY_ZSTD_LEVEL);
     if (!ZSTD_isError(n) && n + 1 <= len - len / 16) {
       out[0] = MBX_BODY_ZSTD;
       *stored_r = out;
@@ -66,9 +101,10 @@ int mbx_body_decode(const uint8_t *stored, size_t stored_len, uint64_t raw_len,
     uint8_t *out = mbx_arena_alloc(a, raw_len ? (size_t)raw_len : 1);
     if (!out)
       return MBX_ENOMEM;
-    if (!body_dctx && !(body_dctx = ZSTD_createDCtx()))
+    struct body_ctx *bc = body_ctx();
+    if (!bc || (!bc->d && !(bc->d = ZSTD_createDCtx())))
       return MBX_ENOMEM;
-    size_t got = ZSTD_decompressDCtx(body_dctx, out, (size_t)raw_len, p, n);
+    size_t got = ZSTD_decompressDCtx(bc->d, out, (size_t)raw_len, p, n);
     if (ZSTD_isError(got) || got != raw_len)
       return MBX_ECORRUPT;
     *raw_r = out;
