@@ -94,6 +94,8 @@ void mbx_req_finish(struct mbx_req *r)
   }
   if (r->rtxn)
     mbx_store_rtxn_end(&r->rtxn);
+  if (r->creating)
+    mbx_handler_release_addresses(r);
   mbx_arena_reset(&r->arena);
   free(r);
   c->inflight--;

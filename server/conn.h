@@ -52,6 +52,9 @@ struct mbx_req {
   char hash_buf[160];
   struct mbx_store *new_store;
   const char *store_error;
+  /* a mailbox_create in flight: its addresses are reserved on the node until finish */
+  struct mbx_req *creating_next;
+  bool creating;
   union {
     Mbx__Item *item;
     Mbx__Folder *folder;

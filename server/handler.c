@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "conn.h"
@@ -961,6 +962,40 @@ static void mailbox_hash_after(uv_work_t *w, int status)
     mbx_req_finish(r);
 }
 
+static bool create_names(const Mbx__MailboxCreateReq *q, const char *addr)
+{
+  if (q->address && strcasecmp(q->address, addr) == 0)
+    return true;
+  for (size_t i = 0; i < q->n_aliases; i++)
+    if (strcasecmp(q->aliases[i], addr) == 0)
+      return true;
+  return false;
+}
+
+/* An address or alias of q that a mailbox creation in flight already claims. */
+static const char *creating_conflict(const struct mbx_node *n, const Mbx__MailboxCreateReq *q)
+{
+  for (const struct mbx_req *o = n->creating; o; o = o->creating_next) {
+    const Mbx__MailboxCreateReq *oq = o->rq->mailbox_create;
+    if (create_names(oq, q->address))
+      return q->address;
+    for (size_t i = 0; i < q->n_aliases; i++)
+      if (create_names(oq, q->aliases[i]))
+        return q->aliases[i];
+  }
+  return NULL;
+}
+
+void mbx_handler_release_addresses(struct mbx_req *r)
+{
+  struct mbx_req **p = &req_node(r)->creating;
+  while (*p && *p != r)
+    p = &(*p)->creating_next;
+  if (*p)
+    *p = r->creating_next;
+  r->creating = false;
+}
+
 static int h_mailbox_create(struct mbx_req *r)
 {
   Mbx__MailboxCreateReq *q = r->rq->mailbox_create;
@@ -970,6 +1005,9 @@ static int h_mailbox_create(struct mbx_req *r)
   if (!q->address || !strchr(q->address, '@') || strlen(q->address) > 254)
     return req_fail(r, MBX_EINVAL, "'%.80s' is not a valid mailbox address",
                     q->address ? q->address : "");
+  const char *busy = creating_conflict(req_node(r), q);
+  if (busy)
+    return req_fail(r, MBX_EEXIST, "address %s is being created by another request", busy);
   struct mbx_db *other;
   uint64_t id;
   if (req_find_address(r, q->address, &other, &id) == 0)
@@ -982,6 +1020,13 @@ static int h_mailbox_create(struct mbx_req *r)
   r->db = db;
   r->work.data = r;
   int rc = uv_queue_work(req_node(r)->loop, &r->work, mailbox_hash_work, mailbox_hash_after);
+  if (rc == 0) {
+    /* Reserve the addresses until the answer: the check above and the commit are
+     * apart in time, and two databases' writers cannot see each other. */
+    r->creating = true;
+    r->creating_next = req_node(r)->creating;
+    req_node(r)->creating = r;
+  }
   if (rc != 0)
     return req_fail(r, MBX_ENOMEM, "cannot hash the password now: %s", uv_strerror(rc));
   return REQ_PENDING;

@@ -9,5 +9,7 @@
 /* Takes ownership of r: checks the session's rights, runs or queues the request, and
  * eventually calls mbx_req_finish(r) exactly once. */
 void mbx_handler_dispatch(struct mbx_req *r);
+/* Frees the addresses a mailbox_create reserved (called by mbx_req_finish). */
+void mbx_handler_release_addresses(struct mbx_req *r);
 
 #endif

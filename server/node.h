@@ -48,6 +48,7 @@ struct mbx_node {
   bool listening, stopping, closed_handles;
   uint64_t drain_deadline_us;
   char dummy_hash[160];               /* verified when a user is unknown: same timing */
+  struct mbx_req *creating;           /* mailbox creations in flight (handler.c) */
 };
 
 /* Opens every database under conf->data_dir/db/, starts their committers, binds the

@@ -117,5 +117,15 @@ as_op --json admin mailbox list; ok
 eq "$(jqo '[.mailboxes[].address] | sort | join(",")')" "bob@example.com,demo@example.com" "no mailbox created by refused commands"
 as_op --json admin db list; ok
 eq "$(jqo '[.dbs[].name] | join(",")')" "db1" "no db created by refused commands"
+step "two creations of one address on two databases: exactly one wins"
+as_op admin db create race1; ok
+as_op admin db create race2; ok
+timeout 30 "$ROLES" race racer@example.com race1 race2 >"$IT_WORK/race.out" 2>&1
+rc=$?
+sed "s/^/  /" "$IT_WORK/race.out"
+[[ $rc -eq 0 ]] || fail "concurrent creations of one address: $(cat "$IT_WORK/race.out")"
+as_op --json admin mailbox list; ok
+[[ "$(jqo '[.mailboxes[] | select(.address=="racer@example.com")] | length')" == 1 ]] ||
+  fail "racer@example.com exists more than once"
 node_alive || fail "node died"
 echo "PASS $IT_NAME"

@@ -226,6 +226,44 @@ static int toobig(const char *host, uint16_t port, const char *ca, size_t bytes)
   return g_failures ? 1 : 0;
 }
 
+/* Two creations of one address on two databases, pipelined on one connection:
+ * exactly one may succeed, the other must be refused with EEXIST. */
+static int create_race(struct itc_conn *c, const char *addr, const char *db_a, const char *db_b)
+{
+  const char *dbs[2] = {db_a, db_b};
+  for (int i = 0; i < 2; i++) {
+    Mbx__Request req = MBX__REQUEST__INIT;
+    Mbx__MailboxCreateReq mc = MBX__MAILBOX_CREATE_REQ__INIT;
+    mc.address = (char *)addr;
+    mc.database = (char *)dbs[i];
+    mc.password = "race-password";
+    req.id = (uint64_t)(100 + i);
+    req.body_case = MBX__REQUEST__BODY_MAILBOX_CREATE;
+    req.mailbox_create = &mc;
+    if (itc_send_req(c, &req) != 0)
+      return 1;
+  }
+  int ok = 0, exists = 0;
+  for (int i = 0; i < 2; i++) {
+    int eof = 0;
+    Mbx__Response *resp = itc_recv_resp(c, &eof);
+    if (!resp) {
+      fprintf(stderr, "itc_roles: race: no answer\n");
+      return 1;
+    }
+    if (!resp->error && resp->body_case == MBX__RESPONSE__BODY_MAILBOX)
+      ok++;
+    else if (resp->error && resp->error->name && !strcmp(resp->error->name, "EEXIST"))
+      exists++;
+    else
+      fprintf(stderr, "itc_roles: race: unexpected answer %s\n",
+              resp->error && resp->error->name ? resp->error->name : "(no error)");
+    mbx__response__free_unpacked(resp, NULL);
+  }
+  printf("race: %d created, %d refused EEXIST\n", ok, exists);
+  return ok == 1 && exists == 1 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN);
@@ -235,7 +273,7 @@ int main(int argc, char **argv)
   const char *ca = getenv("MBX_CA");
   if (argc < 2 || !ca || itc_parse_server(getenv("MBX_SERVER"), host, sizeof(host), &port) != 0) {
     fprintf(stderr, "usage: MBX_SERVER=H:P MBX_CA=F itc_roles "
-                    "user|transport|none|foreign ITEM FOLDER|toobig BYTES\n");
+                    "user|transport|none|foreign ITEM FOLDER|toobig BYTES|race ADDR DB1 DB2\n");
     return 2;
   }
   const char *mode = argc >= 2 ? argv[1] : "";
@@ -249,6 +287,14 @@ int main(int argc, char **argv)
     foreign_requests(&fc, strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10));
     itc_close(&fc);
     return g_failures ? 1 : 0;
+  }
+  if (!strcmp(mode, "race") && argc == 5) {
+    struct itc_conn rc;
+    if (itc_connect(&rc, host, port, ca, getenv("MBX_CERT"), getenv("MBX_KEY"), 10000) != 0)
+      return 1;
+    int r = create_race(&rc, argv[2], argv[3], argv[4]);
+    itc_close(&rc);
+    return r;
   }
   int transport = !strcmp(mode, "transport");
   struct itc_conn c;
