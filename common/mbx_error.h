@@ -33,7 +33,9 @@
   X(ENOTACTIVE, 25, "database copy is not active")                        \
   X(ENOTAUTH, 26, "not logged in")                                        \
   X(ESHUTDOWN, 27, "node is shutting down")                               \
-  X(ELIMIT, 28, "limit exceeded")
+  X(ELIMIT, 28, "limit exceeded")                                         \
+  X(ENEEDSEED, 29, "copy is too far behind the log: it needs a reseed")   \
+  X(EPEER, 30, "peer node unreachable")
 
 enum mbx_error {
   MBX_OK = 0,

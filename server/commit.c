@@ -12,6 +12,7 @@
 struct commit_job {
   struct commit_job *next;
   mbx_commit_run_fn run;
+  mbx_commit_exclusive_fn exclusive;  /* set: runs alone, outside any write txn */
   mbx_commit_done_fn done;
   void *arg;
   int status;
@@ -36,6 +37,9 @@ struct mbx_committer {
   struct job_list completed;          /* committed (or failed), waiting for done() */
   bool stopping;
   uint64_t jobs, batches, failed_commits;
+  /* loop thread only: */
+  mbx_commit_notify_fn on_commit;
+  void *on_commit_arg;
 };
 
 static void jobs_push(struct job_list *l, struct commit_job *j)
@@ -114,7 +118,11 @@ static void *commit_thread(void *p)
       break;                          /* stopping and drained */
     struct job_list batch = {0};
     uint32_t n = 0;
-    while (c->pending.head && n < c->batch_max) {
+    /* An exclusive job runs alone; a batch stops before the next exclusive job, so
+     * jobs still run in the order they were submitted. */
+    bool exclusive = c->pending.head->exclusive != NULL;
+    while (c->pending.head && n < c->batch_max &&
+           (n == 0 || (!exclusive && !c->pending.head->exclusive))) {
       struct commit_job *j = c->pending.head;
       c->pending.head = j->next;
       if (!c->pending.head)
@@ -124,7 +132,12 @@ static void *commit_thread(void *p)
     }
     c->n_pending -= n;
     pthread_mutex_unlock(&c->mu);
-    commit_batch(c, &batch, n);
+    if (exclusive) {
+      batch.head->status = batch.head->exclusive(c->store, batch.head->arg);
+      batch.head->lsn = 0;
+    } else {
+      commit_batch(c, &batch, n);
+    }
     pthread_mutex_lock(&c->mu);
     jobs_append(&c->completed, &batch);
     pthread_mutex_unlock(&c->mu);
@@ -143,12 +156,23 @@ static void commit_run_completions(struct mbx_committer *c)
   struct commit_job *j = c->completed.head;
   c->completed.head = c->completed.tail = NULL;
   pthread_mutex_unlock(&c->mu);
+  uint64_t last = 0;
   while (j) {
     struct commit_job *next = j->next;
+    if (j->lsn > last)
+      last = j->lsn;
     j->done(j->status, j->lsn, j->arg);
     free(j);
     j = next;
   }
+  if (last && c->on_commit)
+    c->on_commit(last, c->on_commit_arg);
+}
+
+void mbx_committer_set_on_commit(struct mbx_committer *c, mbx_commit_notify_fn fn, void *arg)
+{
+  c->on_commit = fn;
+  c->on_commit_arg = arg;
 }
 
 static void commit_on_async(uv_async_t *h) { commit_run_completions(h->data); }
@@ -190,13 +214,14 @@ int mbx_committer_start(uv_loop_t *loop, struct mbx_store *store,
   return 0;
 }
 
-int mbx_committer_submit(struct mbx_committer *c, mbx_commit_run_fn run, mbx_commit_done_fn done,
-                         void *arg)
+static int commit_enqueue(struct mbx_committer *c, mbx_commit_run_fn run,
+                          mbx_commit_exclusive_fn exclusive, mbx_commit_done_fn done, void *arg)
 {
   struct commit_job *j = malloc(sizeof(*j));
   if (!j)
     return MBX_ENOMEM;
   j->run = run;
+  j->exclusive = exclusive;
   j->done = done;
   j->arg = arg;
   j->status = 0;
@@ -212,6 +237,18 @@ int mbx_committer_submit(struct mbx_committer *c, mbx_commit_run_fn run, mbx_com
   if (rc < 0)
     free(j);
   return rc;
+}
+
+int mbx_committer_submit(struct mbx_committer *c, mbx_commit_run_fn run, mbx_commit_done_fn done,
+                         void *arg)
+{
+  return commit_enqueue(c, run, NULL, done, arg);
+}
+
+int mbx_committer_submit_exclusive(struct mbx_committer *c, mbx_commit_exclusive_fn fn,
+                                   mbx_commit_done_fn done, void *arg)
+{
+  return commit_enqueue(c, NULL, fn, done, arg);
 }
 
 void mbx_committer_get_stats(struct mbx_committer *c, struct mbx_committer_stats *st)

@@ -28,6 +28,13 @@ typedef int (*mbx_commit_run_fn)(struct mbx_wtxn *w, void *arg);
  * is not durable); lsn is the batch's log record (0 if it wrote nothing or failed). */
 typedef void (*mbx_commit_done_fn)(int status, uint64_t lsn, void *arg);
 
+/* Writer thread, alone and with no write transaction open: for work that makes its
+ * own transactions (a passive copy's receive and replay, copy meta updates). Its
+ * return value is the job's status; done gets lsn 0. */
+typedef int (*mbx_commit_exclusive_fn)(struct mbx_store *s, void *arg);
+/* Loop thread, after the done callbacks of a batch that wrote a log record. */
+typedef void (*mbx_commit_notify_fn)(uint64_t lsn, void *arg);
+
 struct mbx_committer_stats {
   uint64_t jobs, batches, failed_commits;
   uint32_t queued;                    /* waiting for the writer now */
@@ -43,6 +50,15 @@ int mbx_committer_start(uv_loop_t *loop, struct mbx_store *store,
  * MBX_ESHUTDOWN (stopping), MBX_ENOMEM; on error done is never called. */
 int mbx_committer_submit(struct mbx_committer *c, mbx_commit_run_fn run, mbx_commit_done_fn done,
                          void *arg);
+
+/* Like submit, for an exclusive job: it runs after every job submitted before it and
+ * before every job submitted after it. Same returns. */
+int mbx_committer_submit_exclusive(struct mbx_committer *c, mbx_commit_exclusive_fn fn,
+                                   mbx_commit_done_fn done, void *arg);
+
+/* Sets the callback told of each new durable log record (the replication source
+ * streams it at once). One per committer; NULL to clear. Loop thread. */
+void mbx_committer_set_on_commit(struct mbx_committer *c, mbx_commit_notify_fn fn, void *arg);
 
 void mbx_committer_get_stats(struct mbx_committer *c, struct mbx_committer_stats *st);
 

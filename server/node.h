@@ -20,6 +20,16 @@
 #define MBX_DB_NAME_MAX 63
 
 struct mbx_conn;
+struct mbx_repl_source;
+struct mbx_repl_sink;
+
+/* A copy's role is runtime state: today it comes from the copy's own meta at start
+ * (server/store.h mbx_store_copy_meta: active_node empty = active); the Active
+ * Manager will change it at run time. */
+enum mbx_copy_role {
+  MBX_COPY_ACTIVE = 0,
+  MBX_COPY_PASSIVE = 1,
+};
 
 /* One hosted database. Entries are never freed while the loop runs: sessions keep
  * pointers to them. */
@@ -28,6 +38,9 @@ struct mbx_db {
   struct mbx_store *store;            /* NULL while being created (see creating) */
   struct mbx_committer *committer;    /* NULL while being created and after shutdown */
   bool creating;                      /* db_create in progress: the name is taken */
+  enum mbx_copy_role role;
+  struct mbx_repl_source *source;     /* active: serves the passives' pulls (replication/source.c) */
+  struct mbx_repl_sink *sink;         /* passive: pulls, receives, replays (replication/sink.c) */
 };
 
 struct mbx_node {

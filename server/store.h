@@ -205,4 +205,83 @@ int mbx_store_read_log(struct mbx_rtxn *r, uint64_t lsn, const uint8_t **rec_r, 
 /* Oldest LSN still in the log (0 if empty). */
 uint64_t mbx_store_first_lsn(struct mbx_rtxn *r);
 
+/* ---- replication (issue 3) ---------------------------------------------------
+ * A copy's role is runtime state of the node (server/node.h), not of the store. What
+ * the store keeps for replication:
+ *  - the copy layout (CopyLayout), written through the log like any change, so every
+ *    copy knows where the others are;
+ *  - on a passive: the *received log* (records received but not yet replayed, in a
+ *    sub-database of their own), and a small local record (mbx_store_copy_meta) that
+ *    is never replicated;
+ *  - on the active: a truncation floor set by the replication source.
+ * Positions are published atomically and may be read from any thread. */
+
+/* Writes an OpSetCopies (inside a unit, like every write). */
+int mbx_store_set_copies(struct mbx_wtxn *w, const Mbx__CopyLayout *layout);
+/* The current layout, in the arena (an empty layout if none was ever set). */
+int mbx_store_get_copies(struct mbx_rtxn *r, struct mbx_arena *a, Mbx__CopyLayout **layout_r);
+
+/* This copy's own replication state, kept in the store but never replicated. */
+struct mbx_store_copy_meta {
+  char active_node[64];               /* the node this copy pulls from ("" on the active) */
+  char seed_source[64];               /* "" = the active */
+  uint32_t lag_s;                     /* replay lag (lagged copy), 0 = none */
+  bool suspended;
+  bool needs_reseed;                  /* fell beyond the active's log, or a seed failed */
+  bool failed;                        /* a received record failed its checks */
+  char comment[256];                  /* the operator's suspend comment */
+  char reason[256];                   /* why failed / needs_reseed */
+};
+/* Zeroed meta if none was stored. */
+int mbx_store_get_copy_meta(struct mbx_store *s, struct mbx_store_copy_meta *m);
+/* In its own durable write transaction: writer thread only (the committer's
+ * exclusive jobs, server/commit.h). */
+int mbx_store_set_copy_meta(struct mbx_store *s, const struct mbx_store_copy_meta *m);
+
+struct mbx_store_repl_pos {
+  uint64_t received_lsn;              /* last record durably received (= replayed if none pending) */
+  uint64_t replayed_lsn;              /* = mbx_store_last_lsn */
+  int64_t received_time_us;           /* commit time (on the active) of the last received record */
+  int64_t replayed_time_us;           /* commit time of the last replayed record */
+  uint64_t epoch;                     /* epoch of the last received record */
+};
+/* Any thread. */
+void mbx_store_get_repl_pos(const struct mbx_store *s, struct mbx_store_repl_pos *pos);
+
+/* Passive: verifies n encoded records (CRC, lsn = received + 1 with no gap, epoch not
+ * going back) and stores them durably in the received log, in one write transaction;
+ * in the same transaction it replays (applies, in order) those of them whose commit
+ * time is <= replay_before_us (INT64_MAX: all — a copy without lag; INT64_MIN: none)
+ * and whose predecessors are all replayed. On a bad record nothing of the call is
+ * kept and MBX_ECORRUPT is returned with *bad_lsn_r set (the caller marks the copy
+ * Failed). Writer thread only. */
+int mbx_store_receive(struct mbx_store *s, const uint8_t *const *recs, const size_t *lens,
+                      size_t n, int64_t replay_before_us, uint64_t *bad_lsn_r);
+/* Passive: replays received records with commit time <= before_us, in order, at most
+ * max_records, in one durable transaction. *n_r: how many. Writer thread only. */
+int mbx_store_replay(struct mbx_store *s, int64_t before_us, uint32_t max_records, uint32_t *n_r);
+/* Records received but not yet replayed, and their bytes. Any thread (a short read). */
+int mbx_store_replay_queue(struct mbx_store *s, uint64_t *records_r, uint64_t *bytes_r);
+
+/* Active: log records with lsn >= floor are kept (a copy still needs them) unless the
+ * log grows over log_retain_bytes, which protects the disk (a copy behind what is left
+ * must be reseeded). Records below the floor are truncated at the next commit.
+ * UINT64_MAX (the default, no copies) keeps only what log_retain_bytes allows.
+ * Any thread. */
+void mbx_store_set_log_floor(struct mbx_store *s, uint64_t floor_lsn);
+/* Bytes of the log records with lsn in (after_lsn, last]: the copy queue in bytes.
+ * Walks at most max_records records (then *bytes_r is a lower bound). */
+int mbx_store_log_bytes_after(struct mbx_rtxn *r, uint64_t after_lsn, uint64_t max_records,
+                              uint64_t *bytes_r);
+
+/* Seeding source: writes a consistent, compacted copy of the environment to fd
+ * (mdb_env_copyfd2 with MDB_CP_COMPACT). Blocks for as long as the copy takes: never
+ * on a loop thread. The receiver installs the file as NAME/data.mdb and opens it; the
+ * snapshot's position is its last_lsn. The received log and the copy meta travel
+ * with it: the receiver must reset them (mbx_store_reset_after_seed). */
+int mbx_store_snapshot_fd(struct mbx_store *s, int fd);
+/* On a freshly installed seed: clears the received log and the source's copy meta,
+ * in one durable write transaction. */
+int mbx_store_reset_after_seed(struct mbx_store *s);
+
 #endif
