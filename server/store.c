@@ -22,6 +22,7 @@
 #define STORE_DEFAULT_MAX_MESSAGE_BYTES (35ull << 20)
 #define STORE_DEFAULT_LOG_RETAIN_BYTES  (1ull << 30)
 #define STORE_PREP_ARENA_LIMIT          (512u << 20)
+#define STORE_FLOOR_TRUNCATE_MAX        4096 /* records dropped for the floor per commit */
 
 /* ==== shared helpers ======================================================== */
 
@@ -214,7 +215,7 @@ static bool store_name_ok(const char *name)
 
 static const char *store_db_names[MBX__DB_COUNT] = {
     "meta",   "mailboxes",    "addresses", "folders",  "folder_names", "items",
-    "bodies", "folder_index", "changes",   "hchanges", "log"};
+    "bodies", "folder_index", "changes",   "hchanges", "log",          "rlog"};
 
 /* Opens every sub-database and creates the meta record of a new database. */
 static int store_init_dbs(struct mbx_store *s, const char **error_r)
@@ -337,6 +338,10 @@ int mbx_store_open(const char *dir, const char *name, bool create,
   mdb_reader_check(s->env, &dead); /* readers left by a crashed process pin pages */
   if ((err = store_init_dbs(s, error_r)) < 0)
     goto fail;
+  if ((err = mbx__repl_open(s)) < 0) {
+    *error_r = "cannot read the replication state";
+    goto fail;
+  }
   mbx_info("store %s: open, epoch %llu, last lsn %llu", s->name,
            (unsigned long long)atomic_load(&s->epoch),
            (unsigned long long)atomic_load(&s->last_lsn));
@@ -379,7 +384,7 @@ uint64_t mbx_store_epoch(const struct mbx_store *s)
 }
 uint64_t mbx_store_db_uid(const struct mbx_store *s)
 {
-  return s->db_uid;
+  return __atomic_load_n(&s->db_uid, __ATOMIC_ACQUIRE);
 }
 
 uint64_t mbx_store_file_bytes(const struct mbx_store *s)
@@ -450,8 +455,14 @@ int mbx__log_append(struct mbx_wtxn *w, uint64_t lsn, const uint8_t *rec, size_t
   if (first == 0)
     first = lsn;
   bytes += len;
-  /* Keep the newest records within log_retain_bytes, but never drop the newest. */
-  while (bytes > s->opt.log_retain_bytes && first < lsn) {
+  /* Drop what no copy needs (below the floor, a bounded number per commit) and, to
+   * protect the disk, whatever is beyond log_retain_bytes; never the newest. */
+  uint64_t floor = atomic_load(&s->log_floor), dropped = 0;
+  if (floor == UINT64_MAX)
+    floor = 0;
+  while (first < lsn && (bytes > s->opt.log_retain_bytes ||
+                         (first < floor && dropped < STORE_FLOOR_TRUNCATE_MAX))) {
+    dropped++;
     mbx_put_be64(k, first);
     MDB_val ok = mbx__val(k, 8), ov;
     int rc = mdb_get(t, s->dbi[MBX__DB_LOG], &ok, &ov);
@@ -477,16 +488,20 @@ int mbx_store_wtxn_commit(struct mbx_wtxn **wp, uint64_t *lsn_r)
   struct mbx_store *s = w->s;
   int err = w->failed;
   uint64_t lsn = 0;
+  int64_t now_us = 0;
   if (lsn_r)
     *lsn_r = 0;
   if (w->txn != w->top)
     err = MBX_EINVAL; /* a unit left open */
+  if (!err && w->n_ops && atomic_load(&s->rq_records))
+    err = MBX_ENOTACTIVE; /* received records pending: their LSNs are taken */
   if (!err && w->n_ops) {
     lsn = atomic_load(&s->last_lsn) + 1;
+    now_us = mbx_now_us();
     struct mbx_buf rec;
     mbx_buf_init(&rec, MBX_LOGREC_MAX_BYTES);
-    err = mbx_logrec_encode_packed(atomic_load(&s->epoch), lsn, mbx_now_us(), w->ops.data,
-                                   w->ops.len, &rec);
+    err = mbx_logrec_encode_packed(atomic_load(&s->epoch), lsn, now_us, w->ops.data, w->ops.len,
+                                   &rec);
     if (!err)
       err = mbx__log_append(w, lsn, rec.data, rec.len);
     mbx_buf_free(&rec);
@@ -505,8 +520,15 @@ int mbx_store_wtxn_commit(struct mbx_wtxn **wp, uint64_t *lsn_r)
     *wp = NULL;
     return err;
   }
-  if (lsn)
-    atomic_store(&s->last_lsn, lsn); /* published only once durable */
+  if (lsn) {
+    /* Published only once durable. An active's own records count as received and
+     * replayed, so its positions are right if it turns passive. */
+    atomic_store(&s->replayed_time_us, now_us);
+    atomic_store(&s->last_lsn, lsn);
+    atomic_store(&s->received_epoch, atomic_load(&s->epoch));
+    atomic_store(&s->received_time_us, now_us);
+    atomic_store(&s->received_lsn, lsn);
+  }
   store_wtxn_free(w);
   *wp = NULL;
   if (lsn_r)
@@ -1322,4 +1344,36 @@ out:
   free(ids);
   mbx_arena_reset(&a);
   return err;
+}
+
+/* ==== prepare: copy layout (replication) ==================================== */
+
+#define STORE_COPIES_MAX    16
+#define STORE_NODE_NAME_MAX 63
+
+int mbx_store_set_copies(struct mbx_wtxn *w, const Mbx__CopyLayout *layout)
+{
+  int err = store_writable(w);
+  if (err)
+    return err;
+  if (!layout)
+    return MBX_EINVAL;
+  if (layout->n_copies > STORE_COPIES_MAX)
+    return MBX_ELIMIT;
+  for (size_t i = 0; i < layout->n_copies; i++) {
+    const char *n = layout->copies[i] ? layout->copies[i]->node : NULL;
+    if (!n || !*n || strlen(n) > STORE_NODE_NAME_MAX)
+      return MBX_EINVAL;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(layout->copies[j]->node, n) == 0)
+        return MBX_EEXIST; /* one copy per node */
+  }
+  Mbx__OpSetCopies sc = MBX__OP_SET_COPIES__INIT;
+  sc.has_db_uid = true;
+  sc.db_uid = mbx_store_db_uid(w->s);
+  sc.layout = (Mbx__CopyLayout *)layout;
+  Mbx__Op op = MBX__OP__INIT;
+  op.op_case = MBX__OP__OP_SET_COPIES;
+  op.set_copies = &sc;
+  return store_emit(w, &op);
 }

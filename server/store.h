@@ -74,7 +74,9 @@ uint64_t mbx_store_file_bytes(const struct mbx_store *s);
 
 int mbx_store_wtxn_begin(struct mbx_store *s, struct mbx_wtxn **w_r);
 /* Writes the log record (if any unit produced ops) with the store's epoch and the
- * next LSN, commits durably, sets *w to NULL. lsn_r: the record's LSN (0 if none). */
+ * next LSN, commits durably, sets *w to NULL. lsn_r: the record's LSN (0 if none).
+ * MBX_ENOTACTIVE if units produced ops while received records are pending replay
+ * (a passive: their LSNs are taken). */
 int mbx_store_wtxn_commit(struct mbx_wtxn **w, uint64_t *lsn_r);
 void mbx_store_wtxn_abort(struct mbx_wtxn **w);
 
@@ -134,7 +136,8 @@ int mbx_store_delete_folder(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t fo
 
 /* Applies one encoded log record (verified first) in its own durable write
  * transaction, storing it in the log too. Its LSN must be last_lsn + 1
- * (else MBX_ECORRUPT); the store's epoch becomes the record's. Writer thread only. */
+ * (else MBX_ECORRUPT, also while received records are pending); the store's epoch
+ * becomes the record's. Writer thread only. */
 int mbx_store_apply_record(struct mbx_store *s, const uint8_t *rec, size_t len);
 
 /* ---- read side: any thread ------------------------------------------------- */

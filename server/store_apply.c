@@ -409,6 +409,25 @@ static int apply_delete_item(struct mbx_wtxn *w, const Mbx__OpDeleteItem *op)
   return 0;
 }
 
+/* The layout is replicated like any change but kept in meta: not mailbox content,
+ * so the digest does not cover it. */
+static int apply_set_copies(struct mbx_wtxn *w, const Mbx__OpSetCopies *op)
+{
+  if (!op->layout)
+    return apply_corrupt(w, "set_copies without layout", 0);
+  if (op->has_db_uid && op->db_uid && op->db_uid != mbx_store_db_uid(w->s)) {
+    /* A passive created empty adopts the active's identity. The in-memory value is
+     * only read by sync (clients of an active copy); set it once this txn commits
+     * would be purer, but a failed commit aborts the copy anyway. */
+    int err = mbx__put_u64(w->s, w->txn, MBX__DB_META, "db_uid", 6, op->db_uid);
+    if (err)
+      return err;
+    __atomic_store_n(&w->s->db_uid, op->db_uid, __ATOMIC_RELEASE);
+  }
+  return mbx__put_msg(w->s, w->txn, MBX__DB_META, (const uint8_t *)"copies", 6, &op->layout->base,
+                      NULL);
+}
+
 int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op)
 {
   switch (op->op_case) {
@@ -424,12 +443,31 @@ int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op)
     return apply_put_item(w, op->put_item);
   case MBX__OP__OP_DELETE_ITEM:
     return apply_delete_item(w, op->delete_item);
+  case MBX__OP__OP_SET_COPIES:
+    return apply_set_copies(w, op->set_copies);
   default:
     return apply_corrupt(w, "unknown op", (uint64_t)op->op_case);
   }
 }
 
 /* ==== replay ================================================================ */
+
+int mbx__apply_record_txn(struct mbx_wtxn *w, const struct mbx_logrec *rec, const uint8_t *data,
+                          size_t len)
+{
+  struct mbx_arena a;
+  mbx_arena_init(&a, 0);
+  Mbx__LogOps *ops = mbx_logrec_unpack_ops(rec, &a.pb);
+  int err = ops ? 0 : MBX_ECORRUPT;
+  for (size_t i = 0; !err && i < ops->n_ops; i++) {
+    err = mbx__apply_op(w, ops->ops[i]);
+    mbx_arena_reset(&w->scratch);
+  }
+  if (!err && (err = mbx__log_append(w, rec->lsn, data, len)) == 0)
+    err = mbx__put_u64(w->s, w->txn, MBX__DB_META, "epoch", 5, rec->epoch);
+  mbx_arena_reset(&a);
+  return err;
+}
 
 int mbx_store_apply_record(struct mbx_store *s, const uint8_t *data, size_t len)
 {
@@ -441,25 +479,14 @@ int mbx_store_apply_record(struct mbx_store *s, const uint8_t *data, size_t len)
     return err;
   }
   uint64_t last = mbx_store_last_lsn(s);
-  if (rec.lsn != last + 1) {
-    mbx_error("store %s: record refused: lsn %llu after %llu", s->name, (unsigned long long)rec.lsn,
-              (unsigned long long)last);
+  if (rec.lsn != last + 1 || atomic_load(&s->rq_records) != 0) {
+    mbx_error("store %s: record refused: lsn %llu after %llu (or received records pending)",
+              s->name, (unsigned long long)rec.lsn, (unsigned long long)last);
     return MBX_ECORRUPT;
   }
-  struct mbx_arena a;
-  mbx_arena_init(&a, 0);
-  Mbx__LogOps *ops = mbx_logrec_unpack_ops(&rec, &a.pb);
   struct mbx_wtxn *w = NULL;
-  if (!ops)
-    err = MBX_ECORRUPT;
-  else
-    err = mbx_store_wtxn_begin(s, &w);
-  for (size_t i = 0; !err && i < ops->n_ops; i++) {
-    err = mbx__apply_op(w, ops->ops[i]);
-    mbx_arena_reset(&w->scratch);
-  }
-  if (!err && (err = mbx__log_append(w, rec.lsn, data, len)) == 0)
-    err = mbx__put_u64(s, w->txn, MBX__DB_META, "epoch", 5, rec.epoch);
+  if ((err = mbx_store_wtxn_begin(s, &w)) == 0)
+    err = mbx__apply_record_txn(w, &rec, data, len);
   if (err) {
     mbx_error("store %s: record lsn %llu not applied: %s", s->name, (unsigned long long)rec.lsn,
               mbx_strerror(err));
@@ -467,7 +494,10 @@ int mbx_store_apply_record(struct mbx_store *s, const uint8_t *data, size_t len)
   } else if ((err = mbx_store_wtxn_commit(&w, NULL)) == 0) {
     atomic_store(&s->epoch, rec.epoch);
     atomic_store(&s->last_lsn, rec.lsn);
+    atomic_store(&s->received_lsn, rec.lsn);
+    atomic_store(&s->received_epoch, rec.epoch);
+    atomic_store(&s->received_time_us, rec.time_us);
+    atomic_store(&s->replayed_time_us, rec.time_us);
   }
-  mbx_arena_reset(&a);
   return err;
 }

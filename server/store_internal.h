@@ -10,6 +10,7 @@
 
 #include "arena.h"
 #include "buf.h"
+#include "logrec.h"
 #include "store.h"
 
 /* Keys (all integers big-endian so LMDB's byte order is numeric order):
@@ -24,7 +25,12 @@
  *   folder_index  folder, ~received_us', ~item id  → empty (newest first)
  *   changes       folder, cn                      → Change (one per live item + tombstones)
  *   hchanges      mailbox, hcn                    → Change (one per live folder + tombstones)
- *   log           lsn                             → encoded record */
+ *   log           lsn                             → encoded record
+ *   rlog          lsn                             → encoded record received, not yet
+ *                                                   replayed (passive, lagged copy)
+ * Replication keys in meta (never part of the digest): "copies" → packed CopyLayout
+ * (written by apply of OpSetCopies, so it replicates); "copy_meta" → this copy's own
+ * mbx_store_copy_meta (local only: written outside the log, reset after a seed). */
 enum mbx__db {
   MBX__DB_META,
   MBX__DB_MAILBOXES,
@@ -37,6 +43,7 @@ enum mbx__db {
   MBX__DB_CHANGES,
   MBX__DB_HCHANGES,
   MBX__DB_LOG,
+  MBX__DB_RLOG,
   MBX__DB_COUNT
 };
 
@@ -54,7 +61,12 @@ struct mbx_store {
   struct mbx_store_options opt;
   uint64_t db_uid;
   _Atomic uint64_t last_lsn, epoch;
-  bool writing; /* a wtxn is open (one writer at a time) */
+  /* Replication positions (store_repl.c), published after durable commits. */
+  _Atomic uint64_t received_lsn, received_epoch;
+  _Atomic int64_t received_time_us, replayed_time_us;
+  _Atomic uint64_t rq_records, rq_bytes; /* the received log (replay queue) */
+  _Atomic uint64_t log_floor;            /* UINT64_MAX: none (log_retain_bytes only) */
+  bool writing;                          /* a wtxn is open (one writer at a time) */
 };
 
 struct mbx_wtxn {
@@ -121,8 +133,19 @@ void mbx__index_key(uint8_t *k, uint64_t folder_id, int64_t received_us, uint64_
  * derived record. Deterministic; used both by the write path and by replay. */
 int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op);
 
+/* Applies one verified record (rec decoded from data/len) in w's top txn: its ops,
+ * the log append and the epoch. Shared by mbx_store_apply_record and the passive's
+ * replay (store_repl.c). Does not publish anything. */
+int mbx__apply_record_txn(struct mbx_wtxn *w, const struct mbx_logrec *rec, const uint8_t *data,
+                          size_t len);
+
+/* Replication state at open (store_repl.c): positions from the log and the received
+ * log, no floor. */
+int mbx__repl_open(struct mbx_store *s);
+
 /* Log tail (store.c): stores an encoded record under lsn, updates meta (last_lsn,
- * first_lsn, log_bytes) and truncates the oldest records beyond log_retain_bytes. */
+ * first_lsn, log_bytes) and truncates the oldest records: those below the log floor,
+ * and beyond log_retain_bytes regardless of the floor; never the newest. */
 int mbx__log_append(struct mbx_wtxn *w, uint64_t lsn, const uint8_t *rec, size_t len);
 
 #endif

@@ -78,4 +78,35 @@ void mbxcli_print_mailboxes(FILE *f, Mbx__MailboxInfo *const *m, size_t n);
 /* An item's one-line title: subject, or contact name, or "(no subject)". */
 const char *mbxcli_item_title(const Mbx__Item *it);
 
+/* ---- copies.c ---- */
+
+#define MBXCLI_LAG_MAX_S 1209600u   /* 14 days */
+#define MBXCLI_COPIES_MAX 16
+
+/* 1-63 of a-z, 0-9 and '-' (what mbxd accepts as node_name). */
+bool mbxcli_valid_node_name(const char *s, size_t len);
+/* "300", "30s", "5m", "2h", "1d" → seconds, 0 … 14 days. MBX_EINVAL for junk,
+ * MBX_ELIMIT over 14 days. */
+int mbxcli_parse_lag(const char *s, uint32_t *lag_s_r);
+/* "node1:1,node2:2,node3" → malloc'd CopyEntry array (free: mbxcli_copies_free).
+ * A left-out preference takes the lowest one not given, in list order. MBX_EINVAL
+ * (bad name or preference, empty entry, a preference given twice), MBX_EEXIST (a
+ * node twice), MBX_ELIMIT (over 16 copies). */
+int mbxcli_parse_copies(const char *csv, Mbx__CopyEntry ***v_r, size_t *n_r);
+void mbxcli_copies_free(Mbx__CopyEntry ***v, size_t n);
+
+/* 90 → "90s", 300 → "5m", 7200 → "2h", 86400 → "1d". */
+void mbxcli_format_duration(uint64_t s, char *buf, size_t len);
+/* "0.2s ago", "42s ago", "5m ago", "3h ago", "2d ago"; "-" when then_us <= 0. */
+void mbxcli_format_age(int64_t then_us, int64_t now_us, char *buf, size_t len);
+/* 512 → "512 B", 1536 → "1.5 KiB" (powers of 1024). */
+void mbxcli_format_bytes(uint64_t b, char *buf, size_t len);
+/* "1.0 GiB / 2.0 GiB  50%  200.0 MiB/s  ETA 5s" (total 0: unknown). */
+void mbxcli_format_progress(uint64_t done, uint64_t total, uint64_t elapsed_us, char *buf,
+                            size_t len);
+/* The copy status table: DB NODE ROLE STATUS COPYQ COPYQ BYTES REPLAYQ LAST RECEIVED
+ * LAST REPLAYED LAG PREF REASON/COMMENT; ages relative to now_us. */
+void mbxcli_print_copy_status(FILE *f, Mbx__CopyStatus *const *copies, size_t n,
+                              int64_t now_us);
+
 #endif

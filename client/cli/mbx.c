@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "log.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
@@ -883,7 +884,20 @@ static int cmd_deliver(struct ctx *x)
 static int cmd_db_create(struct ctx *x)
 {
   Mbx__DbInfo *d;
-  int rc = mbxc_db_create(x->conn, x->pos[0], &d);
+  Mbx__CopyEntry **copies = NULL;
+  size_t ncopies = 0;
+  if (opt(x, "copies")) {
+    int prc = mbxcli_parse_copies(opt(x, "copies"), &copies, &ncopies);
+    if (prc == MBX_EEXIST)
+      return usage_error(x, "--copies names a node twice");
+    if (prc == MBX_ELIMIT)
+      return usage_error(x, "--copies: at most %d copies", MBXCLI_COPIES_MAX);
+    if (prc < 0)
+      return usage_error(x, "--copies wants NODE[:PREF],... (e.g. node1:1,node2:2), "
+                            "each preference once, from 1");
+  }
+  int rc = mbxc_db_create_copies(x->conn, x->pos[0], copies, ncopies, &d);
+  mbxcli_copies_free(&copies, ncopies);
   if (rc < 0)
     return call_error(x, "admin db create", rc);
   int ex = 0;
@@ -913,16 +927,229 @@ static int cmd_db_list(struct ctx *x)
 static int cmd_db_digest(struct ctx *x)
 {
   Mbx__DbDigestResp *d;
-  int rc = mbxc_db_digest(x->conn, x->pos[0], &d);
+  if (opt(x, "node") && !mbxcli_valid_node_name(opt(x, "node"), strlen(opt(x, "node"))))
+    return usage_error(x, "--node wants a node name (a-z, 0-9, '-')");
+  int rc = mbxc_db_digest_node(x->conn, x->pos[0], opt(x, "node"), &d);
   if (rc < 0)
     return call_error(x, "admin db digest", rc);
   int ex = 0;
   if (x->json)
     ex = emit_json(&d->base);
   else
-    printf("%s  %s (epoch %" PRIu64 ", lsn %" PRIu64 ", %" PRIu64 " mailboxes, %" PRIu64
-           " items)\n", d->digest, x->pos[0], d->epoch, d->last_lsn, d->mailboxes, d->items);
+    printf("%s  %s%s%s (epoch %" PRIu64 ", lsn %" PRIu64 ", %" PRIu64 " mailboxes, %" PRIu64
+           " items)\n", d->digest, x->pos[0], opt(x, "node") ? " on " : "",
+           opt(x, "node") ? opt(x, "node") : "", d->epoch, d->last_lsn, d->mailboxes, d->items);
   mbxc_free(&d);
+  return ex;
+}
+
+/* ---- copies --------------------------------------------------------------- */
+
+/* --node of the copy commands: required, and a plausible node name. */
+static int copy_node(struct ctx *x, const char **node_r)
+{
+  const char *n = opt(x, "node");
+  if (!n)
+    return usage_error(x, "%s needs --node NODE", cmd_name(x));
+  if (!mbxcli_valid_node_name(n, strlen(n)))
+    return usage_error(x, "--node wants a node name (a-z, 0-9, '-'), not \"%s\"", n);
+  *node_r = n;
+  return 0;
+}
+
+static int check_source(struct ctx *x)
+{
+  const char *src = opt(x, "source");
+  if (src && !mbxcli_valid_node_name(src, strlen(src)))
+    return usage_error(x, "--source wants a node name (a-z, 0-9, '-'), not \"%s\"", src);
+  return 0;
+}
+
+/* Sends a copy request and prints its outcome: the copy's status if the node sent
+ * one, else `done` ("suspended the copy of db1 on node2"). */
+static int copy_call(struct ctx *x, Mbx__Request *req, const char *done)
+{
+  ProtobufCMessage *body = NULL;
+  int rc = mbxc_copy_request(x->conn, req, &body);
+  if (rc < 0)
+    return call_error(x, cmd_name(x), rc);
+  int ex = 0;
+  if (x->json) {
+    ex = emit_json(body);
+  } else {
+    printf("%s\n", done);
+    if (body && body->descriptor == &mbx__copy_status__descriptor) {
+      Mbx__CopyStatus *cs = (Mbx__CopyStatus *)body;
+      mbxcli_print_copy_status(stdout, &cs, 1, mbx_now_us());
+    }
+  }
+  mbxc_free(&body);
+  return ex;
+}
+
+static int cmd_copy_add(struct ctx *x)
+{
+  Mbx__CopyAddReq b = MBX__COPY_ADD_REQ__INIT;
+  Mbx__Request req = MBX__REQUEST__INIT;
+  const char *node;
+  int ex = copy_node(x, &node);
+  if (!ex)
+    ex = check_source(x);
+  if (ex)
+    return ex;
+  if (opt(x, "lag")) {
+    int prc = mbxcli_parse_lag(opt(x, "lag"), &b.lag_s);
+    if (prc == MBX_ELIMIT)
+      return usage_error(x, "--lag is at most 14 days (14d)");
+    if (prc < 0)
+      return usage_error(x, "--lag wants seconds or a duration such as 30s, 5m, 2h, 1d");
+    b.has_lag_s = 1;
+  }
+  if (opt(x, "pref")) {
+    uint32_t pref = 0;
+    if ((ex = parse_u32_opt(x, "pref", &pref)))
+      return ex;
+    if (pref == 0 || pref > MBXCLI_COPIES_MAX)
+      return usage_error(x, "--pref is an activation preference from 1 to %d", MBXCLI_COPIES_MAX);
+    b.has_preference = 1;
+    b.preference = pref;
+  }
+  b.db = (char *)x->pos[0];
+  b.node = (char *)node;
+  b.source = (char *)opt(x, "source");
+  req.body_case = MBX__REQUEST__BODY_COPY_ADD;
+  req.copy_add = &b;
+  char done[300];
+  snprintf(done, sizeof(done), "added a copy of %.100s on %.63s%s", x->pos[0], node,
+           b.lag_s ? " (lagged)" : "");
+  return copy_call(x, &req, done);
+}
+
+/* remove, suspend, resume, play-down: DB --node N (suspend: --comment). */
+static int cmd_copy_simple(struct ctx *x)
+{
+  const char *node;
+  int ex = copy_node(x, &node);
+  if (ex)
+    return ex;
+  Mbx__Request req = MBX__REQUEST__INIT;
+  Mbx__CopyRemoveReq rm = MBX__COPY_REMOVE_REQ__INIT;
+  Mbx__CopySuspendReq su = MBX__COPY_SUSPEND_REQ__INIT;
+  Mbx__CopyResumeReq re = MBX__COPY_RESUME_REQ__INIT;
+  Mbx__CopyPlayDownReq pd = MBX__COPY_PLAY_DOWN_REQ__INIT;
+  char *db = (char *)x->pos[0];
+  const char *verb = x->cmd->words[2], *what;
+  if (strcmp(verb, "remove") == 0) {
+    rm.db = db, rm.node = (char *)node;
+    req.body_case = MBX__REQUEST__BODY_COPY_REMOVE, req.copy_remove = &rm;
+    what = "removed";
+  } else if (strcmp(verb, "suspend") == 0) {
+    su.db = db, su.node = (char *)node, su.comment = (char *)opt(x, "comment");
+    if (su.comment && strlen(su.comment) > 500)
+      return usage_error(x, "--comment is at most 500 bytes");
+    req.body_case = MBX__REQUEST__BODY_COPY_SUSPEND, req.copy_suspend = &su;
+    what = "suspended";
+  } else if (strcmp(verb, "resume") == 0) {
+    re.db = db, re.node = (char *)node;
+    req.body_case = MBX__REQUEST__BODY_COPY_RESUME, req.copy_resume = &re;
+    what = "resumed";
+  } else {
+    pd.db = db, pd.node = (char *)node;
+    req.body_case = MBX__REQUEST__BODY_COPY_PLAY_DOWN, req.copy_play_down = &pd;
+    what = "played down";
+  }
+  char done[300];
+  snprintf(done, sizeof(done), "%s the copy of %.100s on %.63s", what, db, node);
+  return copy_call(x, &req, done);
+}
+
+struct reseed_view {
+  struct ctx *x;
+  bool tty;                          /* progress line on stderr */
+  bool shown;                        /* a progress line is on screen */
+  uint64_t start_us;
+  Mbx__SeedProgress last;
+  bool done;
+};
+
+static bool on_reseed(mbxc_conn *c, int status, const Mbx__Response *resp, void *arg)
+{
+  struct reseed_view *v = arg;
+  (void)c;
+  if (status < 0)
+    return false;
+  if (resp->body_case != MBX__RESPONSE__BODY_SEED_PROGRESS) {
+    v->done = true; /* a final reply of another shape: the reseed is over */
+    return false;
+  }
+  const Mbx__SeedProgress *p = resp->seed_progress;
+  v->last.bytes_done = p->bytes_done;
+  v->last.bytes_total = p->bytes_total;
+  v->last.snapshot_lsn = p->snapshot_lsn;
+  v->last.has_snapshot_lsn = p->has_snapshot_lsn;
+  if (v->tty) {
+    char line[200];
+    mbxcli_format_progress(p->bytes_done, p->bytes_total, mbx_mono_us() - v->start_us, line,
+                           sizeof(line));
+    fprintf(stderr, "\r\033[Kreseed %.60s on %.63s: %s", v->x->pos[0], opt(v->x, "node"), line);
+    fflush(stderr);
+    v->shown = true;
+  }
+  if (p->has_done && p->done) {
+    v->done = true;
+    return false;
+  }
+  return true;
+}
+
+static int cmd_copy_reseed(struct ctx *x)
+{
+  const char *node;
+  int ex = copy_node(x, &node);
+  if (!ex)
+    ex = check_source(x);
+  if (ex)
+    return ex;
+  Mbx__CopyReseedReq b = MBX__COPY_RESEED_REQ__INIT;
+  Mbx__Request req = MBX__REQUEST__INIT;
+  b.db = (char *)x->pos[0];
+  b.node = (char *)node;
+  b.source = (char *)opt(x, "source");
+  req.body_case = MBX__REQUEST__BODY_COPY_RESEED;
+  req.copy_reseed = &b;
+  struct reseed_view v = { .x = x, .tty = isatty(STDERR_FILENO), .start_us = mbx_mono_us() };
+  mbx__seed_progress__init(&v.last);
+  int rc = mbxc_call_stream_sync(x->conn, &req, on_reseed, &v);
+  if (v.shown)
+    fputc('\n', stderr);
+  if (rc < 0)
+    return call_error(x, "admin copy reseed", rc);
+  v.last.has_done = 1;
+  v.last.done = v.done;
+  v.last.has_bytes_done = v.last.has_bytes_total = 1;
+  if (x->json)
+    return emit_json(&v.last.base);
+  char size[32];
+  mbxcli_format_bytes(v.last.bytes_done, size, sizeof(size));
+  printf("reseeded the copy of %s on %s: %s", x->pos[0], node, size);
+  if (v.last.has_snapshot_lsn)
+    printf(", catching up from lsn %" PRIu64, v.last.snapshot_lsn + 1);
+  printf(" (%.1fs)\n", (double)(mbx_mono_us() - v.start_us) / 1e6);
+  return 0;
+}
+
+static int cmd_copy_status(struct ctx *x)
+{
+  Mbx__CopyStatusResp *r;
+  int rc = mbxc_copy_status(x->conn, x->npos ? x->pos[0] : NULL, &r);
+  if (rc < 0)
+    return call_error(x, "admin copy status", rc);
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&r->base);
+  else
+    mbxcli_print_copy_status(stdout, r->copies, r->n_copies, mbx_now_us());
+  mbxc_free(&r);
   return ex;
 }
 
@@ -1070,12 +1297,38 @@ static const struct cmd cmds[] = {
   { { "deliver" }, AUTH_TRANSPORT, 1, 1, { O("to") }, cmd_deliver,
     "deliver --to ADDRESS FILE.eml",
     "Deliver a message (FILE \"-\" = stdin) to a mailbox's Inbox (transport credential)." },
-  { { "admin", "db", "create" }, AUTH_ADMIN, 1, 1, { { 0 } }, cmd_db_create,
-    "admin db create DB", "Create a mailbox database." },
+  { { "admin", "db", "create" }, AUTH_ADMIN, 1, 1, { O("copies") }, cmd_db_create,
+    "admin db create DB [--copies NODE[:PREF],...]",
+    "Create a mailbox database; with --copies, a copy on each node listed (PREF: activation "
+    "preference, 1 = active; left out: list order). Any node forwards it to the first." },
   { { "admin", "db", "list" }, AUTH_ADMIN, 0, 0, { { 0 } }, cmd_db_list, "admin db list",
     "List databases." },
-  { { "admin", "db", "digest" }, AUTH_ADMIN, 1, 1, { { 0 } }, cmd_db_digest,
-    "admin db digest DB", "Print a deterministic hash of a database's logical content." },
+  { { "admin", "db", "digest" }, AUTH_ADMIN, 1, 1, { O("node") }, cmd_db_digest,
+    "admin db digest DB [--node NODE]",
+    "Print a deterministic hash of a database's logical content (of the copy on NODE): "
+    "equal copies at the same lsn give equal digests." },
+  { { "admin", "copy", "add" }, AUTH_ADMIN, 1, 1, { O("node"), O("lag"), O("source"), O("pref") },
+    cmd_copy_add, "admin copy add DB --node NODE [--lag 0..14d] [--source NODE] [--pref N]",
+    "Add a passive copy on NODE, seeded from the active (or --source). --lag delays replay "
+    "(seconds, or 30s, 5m, 2h, 1d)." },
+  { { "admin", "copy", "remove" }, AUTH_ADMIN, 1, 1, { O("node") }, cmd_copy_simple,
+    "admin copy remove DB --node NODE", "Remove NODE's passive copy (its files are deleted)." },
+  { { "admin", "copy", "suspend" }, AUTH_ADMIN, 1, 1, { O("node"), O("comment") },
+    cmd_copy_simple, "admin copy suspend DB --node NODE [--comment TEXT]",
+    "Stop shipping and replay to a copy until resumed; the comment shows in copy status." },
+  { { "admin", "copy", "resume" }, AUTH_ADMIN, 1, 1, { O("node") }, cmd_copy_simple,
+    "admin copy resume DB --node NODE", "Resume a suspended (or failed) copy." },
+  { { "admin", "copy", "reseed" }, AUTH_ADMIN, 1, 1, { O("node"), O("source") },
+    cmd_copy_reseed, "admin copy reseed DB --node NODE [--source NODE]",
+    "Replace a copy with a fresh snapshot from the active (or --source); the old copy stays "
+    "until the new one is complete. Shows progress on a terminal." },
+  { { "admin", "copy", "play-down" }, AUTH_ADMIN, 1, 1, { O("node") }, cmd_copy_simple,
+    "admin copy play-down DB --node NODE",
+    "Replay everything a lagged copy has received, now." },
+  { { "admin", "copy", "status" }, AUTH_ADMIN, 0, 1, { { 0 } }, cmd_copy_status,
+    "admin copy status [DB]",
+    "Every copy's role, status, copy and replay queues, last log times, lag and why it is "
+    "unhealthy." },
   { { "admin", "mailbox", "create" }, AUTH_ADMIN, 1, 1,
     { O("db"), O("name"), O("alias"), O("quota-warn"), O("quota-prohibit") }, cmd_mailbox_create,
     "admin mailbox create ADDRESS --db DB [--name \"Display Name\"] [--alias A]... "

@@ -78,11 +78,9 @@ static void on_sync_reply(mbxc_conn *c, int status, const Mbx__Response *resp, v
   }
 }
 
-int mbxc_call_sync(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
+static int call_once(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
 {
   *resp_r = NULL;
-  if (!c || !mbxc__own_loop(c))
-    return MBX_EINVAL;
   struct wait_call w = { 0 };
   int rc = mbxc_call(c, req, on_sync_reply, &w);
   if (rc < 0)
@@ -96,6 +94,115 @@ int mbxc_call_sync(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
     return w.status;
   *resp_r = w.resp;
   return 0;
+}
+
+/* After an ENOTACTIVE with a redirect: reconnects there and repeats the last login
+ * (unless req is itself the login). 0 = ready to send req again. */
+static int follow_redirect(mbxc_conn *c, const Mbx__Request *req)
+{
+  char to[300];
+  const char *r = mbxc_last_redirect(c);
+  if (!*r)
+    return MBX_ENOTACTIVE;
+  snprintf(to, sizeof(to), "%s", r);
+  int rc = mbxc__reconnect_sync(c, to);
+  if (rc < 0)
+    return rc;
+  Mbx__Role role;
+  const char *user, *pw;
+  if (req->body_case != MBX__REQUEST__BODY_LOGIN && mbxc__saved_login(c, &role, &user, &pw)) {
+    Mbx__Request lreq = MBX__REQUEST__INIT;
+    Mbx__LoginReq login = MBX__LOGIN_REQ__INIT;
+    login.has_role = 1;
+    login.role = role;
+    login.user = (char *)user;
+    login.password = (char *)pw;
+    lreq.body_case = MBX__REQUEST__BODY_LOGIN;
+    lreq.login = &login;
+    Mbx__Response *lresp;
+    rc = call_once(c, &lreq, &lresp);
+    mbxc_free(&lresp);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+int mbxc_call_sync(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
+{
+  *resp_r = NULL;
+  if (!c || !mbxc__own_loop(c) || !req)
+    return MBX_EINVAL;
+  int rc = call_once(c, req, resp_r);
+  if (rc != MBX_ENOTACTIVE || !*mbxc_last_redirect(c))
+    return rc;
+  char why[1024];
+  snprintf(why, sizeof(why), "%s", mbxc_last_error(c));
+  int frc = follow_redirect(c, req);
+  if (frc < 0) {
+    if (frc == MBX_ENOTACTIVE)
+      mbxc__set_last_error(c, frc, why);
+    return frc;
+  }
+  return call_once(c, req, resp_r);
+}
+
+struct wait_stream {
+  bool done;
+  bool any;                         /* a response was delivered to the caller */
+  int status;
+  mbxc_stream_cb cb;
+  void *arg;
+  bool hold_redirect;               /* first refusal is a redirect: not shown to cb */
+};
+
+static bool on_stream(mbxc_conn *c, int status, const Mbx__Response *resp, void *arg)
+{
+  struct wait_stream *w = arg;
+  if (status < 0 && !w->any && status == MBX_ENOTACTIVE && w->hold_redirect &&
+      *mbxc_last_redirect(c)) {
+    w->done = true;
+    w->status = status;
+    return false;
+  }
+  w->any = true;
+  bool more = w->cb(c, status, resp, w->arg);
+  if (status < 0 || !more) {
+    w->done = true;
+    w->status = status < 0 ? status : 0;
+    return false;
+  }
+  return true;
+}
+
+static int stream_once(mbxc_conn *c, Mbx__Request *req, struct wait_stream *w)
+{
+  w->done = w->any = false;
+  w->status = 0;
+  int rc = mbxc_call_stream(c, req, on_stream, w);
+  if (rc < 0)
+    return rc;
+  /* bounded: each response re-arms the request timer */
+  while (!w->done && uv_run(mbxc__loop(c), UV_RUN_ONCE))
+    ;
+  return w->done ? w->status : MBX_ECLOSED;
+}
+
+int mbxc_call_stream_sync(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg)
+{
+  if (!c || !mbxc__own_loop(c) || !req || !cb)
+    return MBX_EINVAL;
+  struct wait_stream w = { .cb = cb, .arg = arg, .hold_redirect = true };
+  int rc = stream_once(c, req, &w);
+  if (rc != MBX_ENOTACTIVE || w.any)
+    return rc;
+  w.hold_redirect = false;
+  int frc = follow_redirect(c, req);
+  if (frc < 0) {
+    cb(c, frc, NULL, arg);
+    return frc;
+  }
+  return stream_once(c, req, &w);
 }
 
 /* ======================================================================== */
@@ -140,7 +247,10 @@ int mbxc_login(mbxc_conn *c, Mbx__Role role, const char *user, const char *passw
   body.role = role;
   body.user = (char *)user;
   body.password = (char *)password;
-  return call_body(c, &req, MBX__RESPONSE__BODY_LOGIN, resp_r);
+  int rc = call_body(c, &req, MBX__RESPONSE__BODY_LOGIN, resp_r);
+  if (rc == 0)
+    mbxc__remember_login(c, role, user, password);
+  return rc;
 }
 
 int mbxc_ping(mbxc_conn *c, Mbx__PingResp **resp_r)
@@ -383,6 +493,48 @@ int mbxc_db_digest(mbxc_conn *c, const char *name, Mbx__DbDigestResp **resp_r)
   REQ(db_digest, DB_DIGEST, Mbx__DbDigestReq, MBX__DB_DIGEST_REQ__INIT);
   body.name = (char *)name;
   return call_body(c, &req, MBX__RESPONSE__BODY_DB_DIGEST, resp_r);
+}
+
+int mbxc_db_create_copies(mbxc_conn *c, const char *name, Mbx__CopyEntry *const *copies,
+                          size_t n, Mbx__DbInfo **resp_r)
+{
+  REQ(db_create, DB_CREATE, Mbx__DbCreateReq, MBX__DB_CREATE_REQ__INIT);
+  body.name = (char *)name;
+  body.n_copies = n;
+  body.copies = (Mbx__CopyEntry **)copies;
+  return call_body(c, &req, MBX__RESPONSE__BODY_DB, resp_r);
+}
+
+int mbxc_db_digest_node(mbxc_conn *c, const char *name, const char *node,
+                        Mbx__DbDigestResp **resp_r)
+{
+  REQ(db_digest, DB_DIGEST, Mbx__DbDigestReq, MBX__DB_DIGEST_REQ__INIT);
+  body.name = (char *)name;
+  body.node = (char *)node;
+  return call_body(c, &req, MBX__RESPONSE__BODY_DB_DIGEST, resp_r);
+}
+
+int mbxc_copy_request(mbxc_conn *c, Mbx__Request *req, ProtobufCMessage **resp_r)
+{
+  switch (req ? req->body_case : MBX__REQUEST__BODY__NOT_SET) {
+  case MBX__REQUEST__BODY_COPY_ADD:
+  case MBX__REQUEST__BODY_COPY_REMOVE:
+  case MBX__REQUEST__BODY_COPY_SUSPEND:
+  case MBX__REQUEST__BODY_COPY_RESUME:
+  case MBX__REQUEST__BODY_COPY_PLAY_DOWN:
+    break;
+  default:
+    return MBX_EINVAL;
+  }
+  *resp_r = NULL;
+  return call_body(c, req, MBX__RESPONSE__BODY__NOT_SET, resp_r);
+}
+
+int mbxc_copy_status(mbxc_conn *c, const char *db, Mbx__CopyStatusResp **resp_r)
+{
+  REQ(copy_status, COPY_STATUS, Mbx__CopyStatusReq, MBX__COPY_STATUS_REQ__INIT);
+  body.db = (char *)db;
+  return call_body(c, &req, MBX__RESPONSE__BODY_COPY_STATUS, resp_r);
 }
 
 int mbxc_mailbox_create(mbxc_conn *c, const Mbx__MailboxCreateReq *mreq,

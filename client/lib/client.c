@@ -54,6 +54,28 @@ int mbxc__pending_add(struct mbxc__pending *p, uint64_t deadline_us, mbxc_reply_
   return 0;
 }
 
+/* Puts a streaming call back at the tail under its own id (its deadline, now plus the
+ * timeout, is the latest, so the list stays in deadline order). */
+int mbxc__pending_readd(struct mbxc__pending *p, uint64_t id, uint64_t deadline_us,
+                        mbxc_reply_cb cb, void *arg)
+{
+  struct mbxc__call *c = calloc(1, sizeof(*c));
+  if (!c)
+    return MBX_ENOMEM;
+  c->id = id;
+  c->deadline_us = deadline_us;
+  c->cb = cb;
+  c->arg = arg;
+  c->prev = p->tail;
+  if (p->tail)
+    p->tail->next = c;
+  else
+    p->head = c;
+  p->tail = c;
+  p->count++;
+  return 0;
+}
+
 static void pending_unlink(struct mbxc__pending *p, struct mbxc__call *c)
 {
   if (c->prev)
@@ -149,6 +171,12 @@ struct mbxc_conn {
 
   int last_code;
   char last_error[1024];
+  char redirect[300];               /* ENOTACTIVE's "HOST:PORT" of the active, or "" */
+  bool reconnect_done;              /* mbxc__reconnect_sync: connect finished */
+  bool has_login;                   /* last successful login, to repeat after a redirect */
+  Mbx__Role login_role;
+  char *login_user, *login_pw;
+  int reconnect_status;
 };
 
 static void conn_set_error(mbxc_conn *c, int code, const char *fmt, ...)
@@ -178,6 +206,7 @@ const Mbx__HelloResp *mbxc_server_info(const mbxc_conn *c)
   return c && c->state == CS_READY ? c->hello : NULL;
 }
 const char *mbxc_server_addr(const mbxc_conn *c) { return c ? c->addr : ""; }
+const char *mbxc_last_redirect(const mbxc_conn *c) { return c ? c->redirect : ""; }
 uv_loop_t *mbxc__loop(mbxc_conn *c) { return c->loop; }
 void mbxc__set_own_loop(mbxc_conn *c) { c->own_loop = true; }
 bool mbxc__own_loop(const mbxc_conn *c) { return c->own_loop; }
@@ -266,8 +295,39 @@ bad:
 /* teardown                                                                 */
 /* ======================================================================== */
 
+static void forget_login(mbxc_conn *c)
+{
+  if (c->login_pw)
+    explicit_bzero(c->login_pw, strlen(c->login_pw));
+  free(c->login_pw);
+  free(c->login_user);
+  c->login_pw = c->login_user = NULL;
+  c->has_login = false;
+}
+
+void mbxc__remember_login(mbxc_conn *c, Mbx__Role role, const char *user, const char *pw)
+{
+  forget_login(c);
+  c->login_user = strdup(user ? user : "");
+  c->login_pw = strdup(pw ? pw : "");
+  c->login_role = role;
+  c->has_login = c->login_user && c->login_pw;
+}
+
+bool mbxc__saved_login(const mbxc_conn *c, Mbx__Role *role_r, const char **user_r,
+                       const char **pw_r)
+{
+  if (!c->has_login)
+    return false;
+  *role_r = c->login_role;
+  *user_r = c->login_user;
+  *pw_r = c->login_pw;
+  return true;
+}
+
 static void conn_free(mbxc_conn *c)
 {
+  forget_login(c);
   for (size_t i = 0; i < c->nservers; i++)
     free(c->hosts[i]);
   mbx_tls_ctx_free(&c->tls);
@@ -433,6 +493,57 @@ static void handle_hello(mbxc_conn *c, Mbx__Response *resp)
   finish_connect(c, 0);
 }
 
+/* Keeps the server's redirect of an ENOTACTIVE refusal, if it looks like HOST:PORT. */
+static void note_redirect(mbxc_conn *c, const Mbx__Error *e)
+{
+  c->redirect[0] = 0;
+  if (!e->redirect || !*e->redirect || strlen(e->redirect) > 270 ||
+      strcspn(e->redirect, ", \t\r\n") != strlen(e->redirect) || !strchr(e->redirect, ':'))
+    return;
+  snprintf(c->redirect, sizeof(c->redirect), "%s", e->redirect);
+}
+
+/* ---- streaming calls: one request, several responses on its id ---------------
+ * A streaming call sits in the pending list like any call, with stream_final as its
+ * callback and a struct stream_call as its argument, so that timeouts and teardown
+ * (which call stream_final) end it exactly once. Each successful response is handed
+ * to the caller's stream callback; while it asks for more, the call goes back into
+ * the list with a fresh deadline (the timeout is per response, not per stream). */
+struct stream_call {
+  mbxc_stream_cb cb;
+  void *arg;
+};
+
+static void stream_final(mbxc_conn *c, int status, const Mbx__Response *resp, void *arg)
+{
+  struct stream_call *sc = arg;
+  mbxc_stream_cb cb = sc->cb;
+  void *cb_arg = sc->arg;
+  free(sc);
+  (void)cb(c, status, resp, cb_arg);
+}
+
+static void stream_deliver(mbxc_conn *c, Mbx__Response *resp, struct stream_call *sc)
+{
+  uint64_t id = resp->id;
+  bool more = sc->cb(c, 0, resp, sc->arg);
+  if (!c->reply_stolen)
+    mbxc_free(&resp);
+  c->reply_stolen = false;
+  if (!more) {
+    free(sc);
+  } else if (c->closing || c->state != CS_READY) {
+    /* closed from inside the callback: the stream ends here, once */
+    stream_final(c, MBX_ECLOSED, NULL, sc);
+  } else {
+    uint64_t deadline = mbx_mono_us() + (uint64_t)c->request_timeout_ms * 1000;
+    if (mbxc__pending_readd(&c->pending, id, deadline, stream_final, sc) < 0)
+      stream_final(c, MBX_ENOMEM, NULL, sc);
+  }
+  if (!c->closing)
+    arm_request_timer(c);
+}
+
 static void on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, void *arg)
 {
   mbxc_conn *c = arg;
@@ -465,8 +576,13 @@ static void on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, voi
     conn_set_error(c, status, "%s",
                    resp->error->message && *resp->error->message ? resp->error->message
                                                                  : mbx_strerror(status));
+    note_redirect(c, resp->error);
   }
   c->reply_stolen = false;
+  if (cb == stream_final && status == 0) {
+    stream_deliver(c, resp, cb_arg);
+    return;
+  }
   cb(c, status, resp, cb_arg);
   if (!c->reply_stolen)
     mbxc_free(&resp);
@@ -732,4 +848,74 @@ int mbxc_call(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg)
   if (c->pending.count == 1)
     arm_request_timer(c);
   return 0;
+}
+
+int mbxc_call_stream(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg)
+{
+  if (!cb)
+    return MBX_EINVAL;
+  struct stream_call *sc = malloc(sizeof(*sc));
+  if (!sc)
+    return MBX_ENOMEM;
+  sc->cb = cb;
+  sc->arg = arg;
+  int rc = mbxc_call(c, req, stream_final, sc);
+  if (rc < 0)
+    free(sc);
+  return rc;
+}
+
+/* ======================================================================== */
+/* reconnect (blocking mode): follow a redirect on the same connection      */
+/* ======================================================================== */
+
+static void on_reconnected(mbxc_conn *c, int status, void *arg)
+{
+  (void)arg;
+  c->reconnect_done = true;
+  c->reconnect_status = status;
+}
+
+/* Drops the current server and connects to servers (same TLS identity, same
+ * options), running the private loop until done. Nothing may be pending. */
+int mbxc__reconnect_sync(mbxc_conn *c, const char *servers)
+{
+  char *hosts[MBXC_MAX_SERVERS];
+  uint16_t ports[MBXC_MAX_SERVERS];
+  size_t n;
+  if (!c->own_loop || c->closing || c->pending.count)
+    return MBX_EINVAL;
+  int rc = mbxc__parse_servers(servers, hosts, ports, MBXC_MAX_SERVERS, &n);
+  if (rc < 0)
+    return rc;
+  if (c->stream)
+    mbx_stream_close(c->stream, 0);
+  /* bounded: the stream's close (and its flush) has its own limit */
+  while (c->stream && uv_run(c->loop, UV_RUN_ONCE))
+    ;
+  for (size_t i = 0; i < c->nservers; i++)
+    free(c->hosts[i]);
+  memcpy(c->hosts, hosts, n * sizeof(hosts[0]));
+  memcpy(c->ports, ports, n * sizeof(ports[0]));
+  c->nservers = n;
+  c->cur = 0;
+  c->attempt_errors[0] = 0;
+  c->last_code = 0;
+  c->last_error[0] = 0;
+  c->redirect[0] = 0;
+  mbxc_free(&c->hello);
+  c->connect_cb = on_reconnected;
+  c->connect_arg = NULL;
+  c->reconnect_done = false;
+  if (try_next_server(c) < 0) {
+    c->state = CS_FAILED;
+    conn_set_error(c, MBX_ECONN, "cannot connect to %s", c->attempt_errors);
+    c->connect_cb = NULL;
+    return MBX_ECONN;
+  }
+  while (!c->reconnect_done && uv_run(c->loop, UV_RUN_ONCE))
+    ;
+  if (!c->reconnect_done)
+    return MBX_ECONN;
+  return c->reconnect_status;
 }

@@ -22,6 +22,8 @@ int mbxc__pending_take(struct mbxc__pending *p, uint64_t id, mbxc_reply_cb *cb_r
                        void **arg_r);
 int mbxc__pending_take_expired(struct mbxc__pending *p, uint64_t now_us, bool force,
                                mbxc_reply_cb *cb_r, void **arg_r);
+int mbxc__pending_readd(struct mbxc__pending *p, uint64_t id, uint64_t deadline_us,
+                        mbxc_reply_cb cb, void *arg);
 uint64_t mbxc__pending_next_deadline(const struct mbxc__pending *p);
 
 int mbxc__parse_servers(const char *list, char **hosts, uint16_t *ports, size_t max,
@@ -33,6 +35,13 @@ bool mbxc__own_loop(const mbxc_conn *c);
 /* Inside a reply callback: the library will not free the reply; the caller owns it. */
 void mbxc__steal_reply(mbxc_conn *c);
 void mbxc__set_last_error(mbxc_conn *c, int code, const char *msg);
+/* Blocking mode: drops the server and connects to servers instead (redirects). */
+int mbxc__reconnect_sync(mbxc_conn *c, const char *servers);
+/* The last successful login, kept to repeat it after a redirect (password copied,
+ * wiped on close). */
+void mbxc__remember_login(mbxc_conn *c, Mbx__Role role, const char *user, const char *pw);
+bool mbxc__saved_login(const mbxc_conn *c, Mbx__Role *role_r, const char **user_r,
+                       const char **pw_r);
 void mbxc__open_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

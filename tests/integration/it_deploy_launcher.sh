@@ -67,9 +67,7 @@ unset MBX_CLUSTER_DIR
 
 # ---- usage errors: exit 2 and a line that says what to do
 run; check "no arguments is a usage error" test "$RC" = 2
-run up --dir "$TMP/c0" --nodes 3
-check "--nodes 3 refused (exit 2)" test "$RC" = 2
-check "--nodes 3 says replication is not yet supported" grep -q "not yet supported: replication comes with a later issue" <<<"$OUT"
+run up --dir "$TMP/c0" --nodes 0; check "--nodes 0 refused (exit 2)" test "$RC" = 2
 run up --dir "$TMP/c0" --etcd 1; check "--etcd 1 refused (exit 2)" test "$RC" = 2
 run up --dir "$TMP/c0" --proxies 2; check "--proxies 2 refused (exit 2)" test "$RC" = 2
 run up --dir "$TMP/c0" --base-port abc; check "--base-port abc refused (exit 2)" test "$RC" = 2
@@ -85,6 +83,8 @@ check "up succeeds" test "$RC" = 0
 check "CA, node, operator and transport certs exist" test -s "$C1/tls/ca.pem" -a -s "$C1/tls/node1.pem" -a -s "$C1/tls/operator.pem" -a -s "$C1/tls/transport.pem"
 check "all certificates verify against the CA" bash -c "openssl verify -CAfile '$C1/tls/ca.pem' '$C1/tls/node1.pem' '$C1/tls/operator.pem' '$C1/tls/transport.pem' >/dev/null"
 check "keys are mode 0600" test "$(stat -c %a "$C1"/tls/*.key | sort -u)" = 600
+check "node cert subject is /O=mbx/OU=node/CN=node1 (node-to-node auth)" grep -q "O = mbx, OU = node, CN = node1" <<<"$(openssl x509 -in "$C1/tls/node1.pem" -noout -subject)"
+check "a one-node config names no peers" bash -c "! grep -q '^peer\.' '$C1/conf/node1.conf'"
 check "operator cert subject has OU=operator" grep -q "OU = operator" <<<"$(openssl x509 -in "$C1/tls/operator.pem" -noout -subject)"
 check "transport cert subject has OU=transport" grep -q "OU = transport" <<<"$(openssl x509 -in "$C1/tls/transport.pem" -noout -subject)"
 SAN=$(openssl x509 -in "$C1/tls/node1.pem" -noout -ext subjectAltName,extendedKeyUsage)
@@ -147,6 +147,44 @@ check "down --purge deletes the directory" test ! -e "$C1"
 mkdir -p "$TMP/notacluster/x"
 run down --dir "$TMP/notacluster" --purge
 check "--purge refuses a directory that is not a cluster" test "$RC" = 1 -a -d "$TMP/notacluster/x"
+
+# ---- several nodes: certificates, peers, copies with rotated preferences, per-node control
+C8=$TMP/c8
+: >"$FAKE_STATE/mbx.log"
+run up --dir "$C8" --nodes 3 --databases 4
+check "up --nodes 3 succeeds" test "$RC" = 0
+[[ "$RC" == 0 ]] || printf '%s\n' "$OUT"
+declare -A P=()
+for n in node1 node2 node3; do
+  P[$n]=$(sed -n 's/^listen = 127.0.0.1://p' "$C8/conf/$n.conf")
+  check "$n has a node cert with OU=node, CN=$n, signed by the CA" bash -c "openssl verify -CAfile '$C8/tls/ca.pem' '$C8/tls/$n.pem' >/dev/null && openssl x509 -in '$C8/tls/$n.pem' -noout -subject | grep -q 'OU = node, CN = $n\$'"
+  check "$n is alive" grep -q "$C8/conf/$n.conf" "/proc/$(cat "$C8/run/$n.pid")/cmdline"
+done
+check "three distinct ports" test "$(printf '%s\n' "${P[@]}" | sort -u | wc -l)" = 3
+check "node1's config names node2 and node3 as peers, not itself" bash -c "grep -qx 'peer.node2 = 127.0.0.1:${P[node2]}' '$C8/conf/node1.conf' && grep -qx 'peer.node3 = 127.0.0.1:${P[node3]}' '$C8/conf/node1.conf' && ! grep -q '^peer.node1 ' '$C8/conf/node1.conf'"
+check "node3's config names node1 and node2 as peers" test "$(grep -c '^peer\.node[12] = ' "$C8/conf/node3.conf")" = 2
+check "env lists every node in MBX_SERVER" bash -c ". '$C8/env' && [[ \$MBX_SERVER == 127.0.0.1:${P[node1]},127.0.0.1:${P[node2]},127.0.0.1:${P[node3]} ]]"
+check "db1 has copies on all three, active node1" grep -q "|admin db create db1 --copies node1:1,node2:2,node3:3|" "$FAKE_STATE/mbx.log"
+check "db2's actives rotate: node2 first" grep -q "|admin db create db2 --copies node2:1,node3:2,node1:3|" "$FAKE_STATE/mbx.log"
+check "db3 active on node3" grep -q "|admin db create db3 --copies node3:1,node1:2,node2:3|" "$FAKE_STATE/mbx.log"
+check "db4 wraps around to node1" grep -q "|admin db create db4 --copies node1:1,node2:2,node3:3|" "$FAKE_STATE/mbx.log"
+check "the demo mailbox is made in db1" grep -q "|admin mailbox create demo@example.com --db db1 " "$FAKE_STATE/mbx.log"
+run status --dir "$C8"
+check "status exits 0 with three nodes alive" test "$RC" = 0
+check "status shows every node" test "$(grep -cE '^node[123] +[0-9]+ +alive ' <<<"$OUT")" = 3
+check "status asks for copy status" grep -q "|admin copy status|" "$FAKE_STATE/mbx.log"
+run kill node2 --dir "$C8"
+check "kill node2 succeeds" test "$RC" = 0
+run status --dir "$C8"
+check "status shows node2 dead, the others alive" bash -c "grep -qE '^node2 .* dead ' <<<\"\$1\" && [[ \$(grep -cE '^node[13] .* alive ' <<<\"\$1\") == 2 ]]" _ "$OUT"
+run start node2 --dir "$C8"
+check "start node2 brings it back on its port" bash -c "[[ $RC == 0 ]] && grep -q '127.0.0.1:${P[node2]}' <<<\"\$1\"" _ "$OUT"
+run down --dir "$C8" --purge
+check "down stops all three nodes" grep -q "stopped: node1 node2 node3" <<<"$OUT"
+: >"$FAKE_STATE/mbx.log"
+run up --dir "$TMP/c9" --nodes 2 --databases 2
+check "with two nodes, databases get two copies each" bash -c "grep -q '|admin db create db1 --copies node1:1,node2:2|' '$FAKE_STATE/mbx.log' && grep -q '|admin db create db2 --copies node2:1,node1:2|' '$FAKE_STATE/mbx.log'"
+run down --dir "$TMP/c9" --purge
 
 # ---- ports: --base-port, a taken port, a port lost to a race
 C2=$TMP/c2

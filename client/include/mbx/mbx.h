@@ -86,6 +86,21 @@ int mbxc_connect(uv_loop_t *loop, const struct mbxc_options *opts, mbxc_connect_
  * the server's max frame, or write queue full), MBX_ENOMEM. */
 int mbxc_call(mbxc_conn *conn, Mbx__Request *req, mbxc_reply_cb cb, void *arg);
 
+/* Stream callback: one request, several responses on its id (a reseed's
+ * SeedProgress, for instance). Called with status 0 and each response (borrowed for
+ * the callback) while the callback returns true; returning false ends the stream
+ * (later responses on that id are dropped). Called one last time with status < 0 if
+ * the stream ends otherwise: a server refusal (resp carries resp->error), or
+ * MBX_ETIMEDOUT (no response within request_timeout_ms of the previous one),
+ * MBX_ECLOSED, MBX_EPROTO with resp NULL; its return value is then ignored. The
+ * callback may call mbxc_call and mbxc_close on the same connection. */
+typedef bool (*mbxc_stream_cb)(mbxc_conn *conn, int status, const Mbx__Response *resp,
+                               void *arg);
+
+/* Sends req like mbxc_call, and hands every response on its id to cb (rules above).
+ * Same errors as mbxc_call (cb not called). */
+int mbxc_call_stream(mbxc_conn *conn, Mbx__Request *req, mbxc_stream_cb cb, void *arg);
+
 /* Closes the connection and frees it. Every call still in flight gets its callback
  * with MBX_ECLOSED before mbxc_close returns; a pending connect callback gets
  * MBX_ECLOSED too. Memory is released from the loop's close callbacks, so an async
@@ -107,7 +122,24 @@ int mbxc_open(const struct mbxc_options *opts, mbxc_conn **conn_r, const char **
  * Must not be called from a callback. */
 int mbxc_call_sync(mbxc_conn *conn, Mbx__Request *req, Mbx__Response **resp_r);
 
+/* Blocking form of mbxc_call_stream: runs the private loop until the stream ends.
+ * Returns 0 when cb ended it (returned false), else the final status (cb has been
+ * called with it). Follows one redirect like mbxc_call_sync when the first
+ * response is an ENOTACTIVE refusal. Must not be called from a callback. */
+int mbxc_call_stream_sync(mbxc_conn *conn, Mbx__Request *req, mbxc_stream_cb cb, void *arg);
+
+/* Redirects (blocking API). A refusal with MBX_ENOTACTIVE naming the node that holds
+ * the active copy (Error.redirect, "HOST:PORT") makes mbxc_call_sync reconnect there
+ * once (same CA and client certificate), repeat the last successful mbxc_login, and
+ * send the request again; the connection then stays on that node. A second
+ * redirect, or a failed reconnect, is returned to the caller (MBX_ENOTACTIVE, or the
+ * connect error: the connection is then closed, later calls give MBX_ECLOSED).
+ * The async API never follows redirects: mbxc_last_redirect() tells where to go. */
+
 /* ---- information --------------------------------------------------------- */
+
+/* The redirect ("HOST:PORT") of the last ENOTACTIVE refusal on conn, or "". */
+const char *mbxc_last_redirect(const mbxc_conn *conn);
 
 /* One line describing the last failure on conn (the server's message for a refusal,
  * a local description otherwise); "" if none. Valid until the next call on conn. */
@@ -205,6 +237,20 @@ int mbxc_deliver(mbxc_conn *conn, const char *to, const void *body, size_t len,
 int mbxc_db_create(mbxc_conn *conn, const char *name, Mbx__DbInfo **resp_r);
 int mbxc_db_list(mbxc_conn *conn, Mbx__DbListResp **resp_r);
 int mbxc_db_digest(mbxc_conn *conn, const char *name, Mbx__DbDigestResp **resp_r);
+/* Database with copies (n entries borrowed; n 0 = one copy on the receiving node)
+ * and the digest of the copy on node (NULL = the receiving node's). The receiving
+ * node forwards both to the node that acts. MBX_EEXIST, MBX_ENOTFOUND, MBX_EPEER. */
+int mbxc_db_create_copies(mbxc_conn *conn, const char *name, Mbx__CopyEntry *const *copies,
+                          size_t n, Mbx__DbInfo **resp_r);
+int mbxc_db_digest_node(mbxc_conn *conn, const char *name, const char *node,
+                        Mbx__DbDigestResp **resp_r);
+/* Copy management (issue 3). req is the whole Request with body_case one of
+ * COPY_ADD, COPY_REMOVE, COPY_SUSPEND, COPY_RESUME, COPY_PLAY_DOWN (borrowed). The
+ * reply's body (a CopyStatus for most, possibly none) is handed over in *resp_r
+ * (NULL if the reply has no body). MBX_ENOTFOUND, MBX_EEXIST, MBX_EPEER, MBX_ESTATE. */
+int mbxc_copy_request(mbxc_conn *conn, Mbx__Request *req, ProtobufCMessage **resp_r);
+/* db NULL = every database. */
+int mbxc_copy_status(mbxc_conn *conn, const char *db, Mbx__CopyStatusResp **resp_r);
 /* req borrowed: address, database, password required. MBX_EEXIST, MBX_ENOTFOUND. */
 int mbxc_mailbox_create(mbxc_conn *conn, const Mbx__MailboxCreateReq *req,
                         Mbx__MailboxInfo **resp_r);
