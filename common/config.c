@@ -76,8 +76,10 @@ static int config_parse_line(struct mbx_config *c, char *line, unsigned lineno, 
     return MBX_ECONFIG;
   }
   for (const char *k = key; *k; k++) {
-    if (!(islower((unsigned char)*k) || isdigit((unsigned char)*k) || *k == '_')) {
-      snprintf(err, errsz, "%s:%u: invalid key '%.64s' (lower case letters, digits, '_')",
+    /* '.' and '-' for keys that name something: peer.node-2 */
+    if (!(islower((unsigned char)*k) || isdigit((unsigned char)*k) || *k == '_' ||
+          ((*k == '.' || *k == '-') && k > key))) {
+      snprintf(err, errsz, "%s:%u: invalid key '%.64s' (lower case letters, digits, '_', '.', '-')",
                c->path, lineno, key);
       return MBX_ECONFIG;
     }
@@ -236,8 +238,13 @@ int mbx_config_check_keys(struct mbx_config *cfg, const char *const *known)
 {
   for (size_t i = 0; i < cfg->n; i++) {
     bool ok = false;
-    for (const char *const *k = known; *k && !ok; k++)
-      ok = strcmp(*k, cfg->v[i].key) == 0;
+    for (const char *const *k = known; *k && !ok; k++) {
+      size_t kl = strlen(*k);         /* "peer.*" accepts every key starting "peer." */
+      if (kl >= 2 && (*k)[kl - 1] == '*')
+        ok = strncmp(*k, cfg->v[i].key, kl - 1) == 0 && cfg->v[i].key[kl - 1] != '\0';
+      else
+        ok = strcmp(*k, cfg->v[i].key) == 0;
+    }
     if (!ok) {
       snprintf(cfg->error, sizeof(cfg->error), "%s:%u: unknown key '%.64s'", cfg->path,
                cfg->v[i].line, cfg->v[i].key);
@@ -391,4 +398,22 @@ int mbx_config_bool(struct mbx_config *cfg, const char *key, unsigned flags, boo
     }
   }
   return mbx_config_fail(cfg, key, "'%.64s' is not yes/no", e->value);
+}
+
+bool mbx_config_next(const struct mbx_config *cfg, const char *prefix, size_t *pos,
+                     const char **key_r, const char **value_r, unsigned *line_r)
+{
+  size_t plen = strlen(prefix);
+  for (; *pos < cfg->n; (*pos)++) {
+    const struct config_entry *e = &cfg->v[*pos];
+    if (strncmp(e->key, prefix, plen) == 0) {
+      *key_r = e->key;
+      *value_r = e->value;
+      if (line_r)
+        *line_r = e->line;
+      (*pos)++;
+      return true;
+    }
+  }
+  return false;
 }

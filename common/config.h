@@ -3,8 +3,9 @@
  * ready to print. Used by mbxd (server/nodeconf.c) and later by mbx-proxy.
  *
  * Format: one `key = value` per line; blank lines; `#` starts a comment at the
- * beginning of a line or after whitespace. Keys are [a-z0-9_]; a key may appear
- * once. Limits: 1 MiB per file, 4096 bytes per line, 1024 keys. */
+ * beginning of a line or after whitespace. Keys are [a-z0-9_], plus '.' and '-' after
+ * the first character (`peer.node-2`); a key may appear once.
+ * Limits: 1 MiB per file, 4096 bytes per line, 1024 keys. */
 #ifndef MBX_CONFIG_H
 #define MBX_CONFIG_H
 
@@ -35,10 +36,15 @@ const char *mbx_config_error(const struct mbx_config *cfg);
 const char *mbx_config_path(const struct mbx_config *cfg);
 
 /* Refuses any key not in known (NULL-terminated): "FILE:LINE: unknown key 'x'".
+ * An entry ending in '*' ("peer.*") accepts every longer key with that prefix.
  * Returns 0 or MBX_ECONFIG. */
 int mbx_config_check_keys(struct mbx_config *cfg, const char *const *known);
 
 bool mbx_config_has(const struct mbx_config *cfg, const char *key);
+/* Iterates over the keys starting with prefix, in file order: start with *pos = 0;
+ * false when there are no more. key/value borrowed until the config is freed. */
+bool mbx_config_next(const struct mbx_config *cfg, const char *prefix, size_t *pos,
+                     const char **key_r, const char **value_r, unsigned *line_r);
 /* Line of a key (0 if absent). */
 unsigned mbx_config_line(const struct mbx_config *cfg, const char *key);
 

@@ -22,6 +22,7 @@ static const char *conn_role_name(const struct mbx_conn *c)
   switch (c->role) {
   case MBX__ROLE__ROLE_OPERATOR: return "operator";
   case MBX__ROLE__ROLE_TRANSPORT: return "transport";
+  case MBX__ROLE__ROLE_NODE: return "node";
   default: return "user";
   }
 }
@@ -75,13 +76,14 @@ static void conn_send_error(struct mbx_conn *c, int code, const char *msg)
 void mbx_req_finish(struct mbx_req *r)
 {
   struct mbx_conn *c = r->conn;
-  if (c->stream && !c->closing) {
+  if (c->stream && !c->closing && r->rq->id != 0) {   /* id 0: no response (acks) */
     r->resp.id = r->rq->id;
     Mbx__Error e = MBX__ERROR__INIT;
     if (r->status < 0) {
       e.code = (uint32_t)-r->status;
       e.name = (char *)mbx_strerror_name(r->status);
       e.message = (char *)(r->errmsg ? r->errmsg : mbx_strerror(r->status));
+      e.redirect = (char *)r->redirect;
       r->resp.error = &e;
       r->resp.body_case = MBX__RESPONSE__BODY__NOT_SET;
     }
@@ -104,6 +106,23 @@ void mbx_req_finish(struct mbx_req *r)
   conn_maybe_free(c);
 }
 
+bool mbx_req_open(const struct mbx_req *r) { return r->conn->stream && !r->conn->closing; }
+
+int mbx_req_send(struct mbx_req *r, Mbx__Response *resp)
+{
+  struct mbx_conn *c = r->conn;
+  if (!mbx_req_open(r))
+    return MBX_ECLOSED;
+  resp->id = r->rq->id;
+  int rc = mbx_stream_send_pb(c->stream, &resp->base);
+  if (rc < 0 && rc != MBX_ECLOSED) {
+    mbx_warning("client %s: cannot queue a response (%s; %zu bytes waiting): closing",
+                c->peer, mbx_strerror(rc), mbx_stream_write_queue_bytes(c->stream));
+    mbx_conn_close(c, rc);
+  }
+  return rc;
+}
+
 /* ---- stream callbacks ------------------------------------------------------- */
 
 static void conn_on_ready(struct mbx_stream *s, void *arg)
@@ -116,6 +135,9 @@ static void conn_on_ready(struct mbx_stream *s, void *arg)
   } else if (ou && strcmp(ou, "transport") == 0) {
     c->has_role = true;
     c->role = MBX__ROLE__ROLE_TRANSPORT;
+  } else if (ou && strcmp(ou, "node") == 0) {
+    c->has_role = true;               /* another mbxd: replication and forwarded admin */
+    c->role = MBX__ROLE__ROLE_NODE;
   }
   mbx_debug("client %s: connected (role %s%s%s)", c->peer, conn_role_name(c),
             mbx_stream_peer_cn(s) ? ", certificate " : "",

@@ -38,6 +38,7 @@ struct mbx_req {
   Mbx__Response resp;                 /* body set by the handler */
   int status;                         /* < 0: answered with Error */
   const char *errmsg;                 /* one line for the person (NULL: mbx_strerror) */
+  const char *redirect;               /* ENOTACTIVE: "HOST:PORT" of the active copy's node */
   struct mbx_rtxn *rtxn;              /* open until the response is packed (borrowed bodies) */
   /* session snapshot taken when the request arrived */
   struct mbx_db *db;
@@ -70,7 +71,14 @@ void mbx_conn_accept(struct mbx_node *n);
 void mbx_conn_close(struct mbx_conn *c, int status);
 void mbx_conn_pause(struct mbx_conn *c, bool pause);
 
-/* Sends r's response (or its error) if the connection is still open, then frees r. */
+/* Sends r's response (or its error) if the connection is still open, then frees r.
+ * An error answer carries r->redirect (ENOTACTIVE: the active's HOST:PORT) if set. */
 void mbx_req_finish(struct mbx_req *r);
+/* Streams: sends one more response on r's id without finishing r (a pull's batches,
+ * seed chunks, reseed progress). 0, MBX_ECLOSED (the connection is gone or closing:
+ * finish r), MBX_ELIMIT (write queue full; the connection is being closed), MBX_ENOMEM. */
+int mbx_req_send(struct mbx_req *r, Mbx__Response *resp);
+/* True while r's connection can still carry answers. */
+bool mbx_req_open(const struct mbx_req *r);
 
 #endif

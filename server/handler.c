@@ -12,6 +12,8 @@
 #include "clock.h"
 #include "conn.h"
 #include "handler.h"
+#include "handler_copy.h"
+#include "handler_repl.h"
 #include "log.h"
 #include "mbx_error.h"
 #include "passwd.h"
@@ -299,6 +301,11 @@ static void login_after(uv_work_t *w, int status)
     Mbx__LoginResp *lr = req_pbnew(r, &mbx__login_resp__descriptor);
     if (!lr) {
       req_fail(r, MBX_ENOMEM, "out of memory");
+      mbx_req_finish(r);
+      return;
+    }
+    if (role == MBX__ROLE__ROLE_USER && r->db->role != MBX_COPY_ACTIVE) {
+      mbx_handler_not_active(r, r->db);   /* the client logs in again there */
       mbx_req_finish(r);
       return;
     }
@@ -658,6 +665,8 @@ static int req_check_size(struct mbx_req *r, size_t len)
 static int h_user(struct mbx_req *r)
 {
   int rc;
+  if (r->db && r->db->role != MBX_COPY_ACTIVE)
+    return mbx_handler_not_active(r, r->db);
   switch (r->rq->body_case) {
   case MBX__REQUEST__BODY_FOLDERS: return h_folders(r);
   case MBX__REQUEST__BODY_LIST: return h_list(r);
@@ -712,6 +721,8 @@ static int h_deliver(struct mbx_req *r)
   uint64_t id;
   if (req_find_address(r, q->to, &db, &id) < 0)
     return req_fail(r, MBX_ENOTFOUND, "no mailbox for %s", q->to);
+  if (db->role != MBX_COPY_ACTIVE)
+    return mbx_handler_not_active(r, db);
   return req_submit(r, db, run_deliver, done_deliver);
 }
 
@@ -772,6 +783,8 @@ static void db_create_after(uv_work_t *w, int status)
     r->new_store = NULL;
     db->creating = false;
     mbx_notice("db %s: created in %s", db->name, mbx_store_path(db->store));
+    if ((rc = mbx_node_db_start_repl(n, db)) < 0)
+      mbx_error("db %s: cannot start replication: %s", db->name, mbx_strerror(rc));
     if ((r->resp.db = req_db_info(r, db)) != NULL)
       r->resp.body_case = MBX__RESPONSE__BODY_DB;
     else
@@ -784,6 +797,8 @@ static int h_db_create(struct mbx_req *r)
 {
   struct mbx_node *n = req_node(r);
   const char *name = r->rq->db_create->name;
+  if (r->rq->db_create->n_copies)
+    return mbx_handler_copy(r);       /* replicated: handler_copy.c */
   if (!mbx_node_db_name_ok(name))
     return req_fail(r, MBX_EINVAL,
                     "'%.80s' is not a valid database name (a-z, 0-9 first, then a-z, 0-9, '_', "
@@ -835,6 +850,9 @@ static struct mbx_db *req_ready_db(struct mbx_req *r, const char *name)
 
 static int h_db_digest(struct mbx_req *r)
 {
+  const char *node = r->rq->db_digest->node;
+  if (node && *node && strcmp(node, req_node(r)->conf->node_name) != 0)
+    return mbx_handler_copy(r);       /* another node's copy: forwarded there */
   struct mbx_db *db = req_ready_db(r, r->rq->db_digest->name);
   if (!db)
     return r->status;
@@ -1067,9 +1085,33 @@ static int handler_run(struct mbx_req *r)
   case MBX__REQUEST__BODY_DB_DIGEST:
   case MBX__REQUEST__BODY_MAILBOX_CREATE:
   case MBX__REQUEST__BODY_MAILBOX_LIST:
-    if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR))
+    /* a node forwarding an operator's request acts for the operator */
+    if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR) && !conn_is(c, MBX__ROLE__ROLE_NODE))
       return req_fail(r, MBX_EPERM, "operator credentials required");
     return h_admin(r);
+  case MBX__REQUEST__BODY_COPY_ADD:
+  case MBX__REQUEST__BODY_COPY_REMOVE:
+  case MBX__REQUEST__BODY_COPY_SUSPEND:
+  case MBX__REQUEST__BODY_COPY_RESUME:
+  case MBX__REQUEST__BODY_COPY_RESEED:
+  case MBX__REQUEST__BODY_COPY_PLAY_DOWN:
+    if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR) && !conn_is(c, MBX__ROLE__ROLE_NODE))
+      return req_fail(r, MBX_EPERM, "operator credentials required");
+    return mbx_handler_copy(r);
+  case MBX__REQUEST__BODY_COPY_STATUS:
+    if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR) && !conn_is(c, MBX__ROLE__ROLE_NODE))
+      return req_fail(r, MBX_EPERM, "operator credentials required");
+    return mbx_handler_repl(r);
+  case MBX__REQUEST__BODY_COPY_HOST:
+  case MBX__REQUEST__BODY_SEED:
+    if (!conn_is(c, MBX__ROLE__ROLE_NODE))
+      return req_fail(r, MBX_EPERM, "only another node (certificate with OU=node) may send this");
+    return mbx_handler_copy(r);
+  case MBX__REQUEST__BODY_REPL_PULL:
+  case MBX__REQUEST__BODY_REPL_ACK:
+    if (!conn_is(c, MBX__ROLE__ROLE_NODE))
+      return req_fail(r, MBX_EPERM, "only another node (certificate with OU=node) may send this");
+    return mbx_handler_repl(r);
   default:
     if (!conn_is(c, MBX__ROLE__ROLE_USER))
       return req_fail(r, MBX_ENOTAUTH, "log in first");

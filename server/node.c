@@ -15,6 +15,9 @@
 #include "mbx_error.h"
 #include "node.h"
 #include "passwd.h"
+#include "peer.h"
+#include "repl.h"
+#include "sink_int.h"
 
 #define NODE_DRAIN_US (5 * 1000 * 1000)    /* how long shutdown waits for requests */
 #define NODE_DRAIN_POLL_MS 20
@@ -76,6 +79,38 @@ void mbx_node_db_remove(struct mbx_node *n, struct mbx_db *db)
   }
 }
 
+/* ---- replication roles ------------------------------------------------------------ */
+
+int mbx_node_db_start_repl(struct mbx_node *n, struct mbx_db *db)
+{
+  struct mbx_store_copy_meta m;
+  int rc = mbx_store_get_copy_meta(db->store, &m);
+  if (rc < 0)
+    return rc;
+  mbx_node_db_stop_repl(db);
+  db->role = m.active_node[0] && strcmp(m.active_node, n->conf->node_name) != 0
+               ? MBX_COPY_PASSIVE : MBX_COPY_ACTIVE;
+  if (db->role == MBX_COPY_ACTIVE)
+    return mbx_repl_source_start(n, db);
+  mbx_info("db %s: passive copy, active on %s", db->name, m.active_node);
+  return mbx_repl_sink_start(n, db);
+}
+
+void mbx_node_db_stop_repl(struct mbx_db *db)
+{
+  if (db->source)
+    mbx_repl_source_stop(db);
+  if (db->sink)
+    mbx_repl_sink_stop(db);
+}
+
+static void node_stop_repl_all(struct mbx_node *n)
+{
+  for (size_t i = 0; i < n->n_dbs; i++)
+    mbx_node_db_stop_repl(n->dbs[i]);
+  mbx_peer_shutdown(n);
+}
+
 static int node_mkdir(const char *path, char *err, size_t errsz)
 {
   if (mkdir(path, 0700) == 0 || errno == EEXIST)
@@ -109,6 +144,10 @@ static int node_open_db(struct mbx_node *n, const char *name, char *err, size_t 
     return rc;
   }
   db->creating = false;
+  if ((rc = mbx_node_db_start_repl(n, db)) < 0) {
+    snprintf(err, errsz, "database %s: cannot start replication: %s", name, mbx_strerror(rc));
+    return rc;                        /* node start fails: everything is stopped there */
+  }
   mbx_debug("db %s: opened, epoch %llu, last lsn %llu", name,
            (unsigned long long)mbx_store_epoch(db->store),
            (unsigned long long)mbx_store_last_lsn(db->store));
@@ -117,6 +156,7 @@ static int node_open_db(struct mbx_node *n, const char *name, char *err, size_t 
 
 static int node_open_dbs(struct mbx_node *n, char *err, size_t errsz)
 {
+  mbx_repl_seed_recover(n->db_dir);   /* a seed install cut by a crash (replication/seed.c) */
   DIR *d = opendir(n->db_dir);
   if (!d) {
     snprintf(err, errsz, "cannot read %s: %s", n->db_dir, strerror(errno));
@@ -243,6 +283,7 @@ void mbx_node_shutdown(struct mbx_node *n)
   if (n->stopping)
     return;
   n->stopping = true;
+  node_stop_repl_all(n);              /* ends the pulls (requests in flight) at once */
   uint32_t left = node_inflight(n);
   mbx_notice("%s shutting down: %zu connections, %u requests in flight", n->conf->node_name,
              n->n_conns, left);
@@ -305,6 +346,7 @@ int mbx_node_start(uv_loop_t *loop, const struct mbx_nodeconf *conf, struct mbx_
   uv_signal_start(&n->sig_term, node_on_signal, SIGTERM);
   uv_signal_start(&n->sig_int, node_on_signal, SIGINT);
   if ((rc = node_listen(n, err, errsz)) < 0) {
+    node_stop_repl_all(n);
     for (size_t i = 0; i < n->n_dbs; i++)
       mbx_committer_stop(&n->dbs[i]->committer);
     node_close_handles(n);
@@ -317,6 +359,7 @@ int mbx_node_start(uv_loop_t *loop, const struct mbx_nodeconf *conf, struct mbx_
   return 0;
 fail:
   if (n->n_dbs && n->dbs[0]->committer) {
+    node_stop_repl_all(n);
     for (size_t i = 0; i < n->n_dbs; i++)
       mbx_committer_stop(&n->dbs[i]->committer);
     uv_run(loop, UV_RUN_DEFAULT);

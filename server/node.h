@@ -22,6 +22,7 @@
 struct mbx_conn;
 struct mbx_repl_source;
 struct mbx_repl_sink;
+struct mbx_peer_pool;
 
 /* A copy's role is runtime state: today it comes from the copy's own meta at start
  * (server/store.h mbx_store_copy_meta: active_node empty = active); the Active
@@ -62,6 +63,7 @@ struct mbx_node {
   uint64_t drain_deadline_us;
   char dummy_hash[160];               /* verified when a user is unknown: same timing */
   struct mbx_req *creating;           /* mailbox creations in flight (handler.c) */
+  struct mbx_peer_pool *peers;        /* connections to other nodes (peer.c), made on demand */
 };
 
 /* Opens every database under conf->data_dir/db/, starts their committers, binds the
@@ -83,6 +85,13 @@ bool mbx_node_db_name_ok(const char *name);
 int mbx_node_db_add(struct mbx_node *n, const char *name, struct mbx_db **db_r);
 /* Removes an entry that never became ready (failed creation). */
 void mbx_node_db_remove(struct mbx_node *n, struct mbx_db *db);
+
+/* Decides db's role from its copy meta (active_node empty or this node → active) and
+ * starts its replication source (active) or sink (passive), stopping what ran
+ * before: at start, after a db_create or copy_host, and whenever the role changes. */
+int mbx_node_db_start_repl(struct mbx_node *n, struct mbx_db *db);
+/* Stops db's source or sink (the store and committer stay). */
+void mbx_node_db_stop_repl(struct mbx_db *db);
 
 /* Called by conn.c when a connection is gone for good. */
 void mbx_node_conn_removed(struct mbx_node *n);

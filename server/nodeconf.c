@@ -20,7 +20,8 @@ static const char *const nodeconf_keys[] = {
   "operator_password_hash", "transport_password_hash", "max_message_bytes",
   "max_frame_bytes", "max_connections", "handshake_timeout_ms", "idle_timeout_s",
   "db_map_size", "log_retain_bytes", "default_quota_warn", "default_quota_prohibit",
-  "commit_batch_max", "commit_queue_max", "log_level", NULL,
+  "commit_batch_max", "commit_queue_max", "log_level", "repl_heartbeat_ms",
+  "repl_send_queue_max", "peer.*", NULL,
 };
 
 int mbx_nodeconf_parse_listen(const char *s, char *host_r, size_t host_size, uint16_t *port_r)
@@ -168,6 +169,47 @@ static int nodeconf_numbers(struct mbx_config *c, struct mbx_nodeconf *n)
   return 0;
 }
 
+/* peer.NAME = HOST:PORT, one per other node. */
+static int nodeconf_peers(struct mbx_config *c, struct mbx_nodeconf *n)
+{
+  size_t pos = 0;
+  const char *key, *v;
+  while (mbx_config_next(c, "peer.", &pos, &key, &v, NULL)) {
+    const char *name = key + 5;
+    if (!nodeconf_name_ok(name))
+      return mbx_config_fail(c, key, "'%s' is not a node name (1-63 of a-z, 0-9 and '-')", name);
+    if (strcmp(name, n->node_name) == 0)
+      return mbx_config_fail(c, key, "names this node itself (node_name = %s)", n->node_name);
+    if (n->n_peers >= MBX_NODECONF_PEERS_MAX)
+      return mbx_config_fail(c, key, "too many peers (limit %d)", MBX_NODECONF_PEERS_MAX);
+    if (!n->peers && !(n->peers = calloc(MBX_NODECONF_PEERS_MAX, sizeof(*n->peers))))
+      return MBX_ENOMEM;
+    struct mbx_nodeconf_peer *p = &n->peers[n->n_peers];
+    if (strlen(v) >= sizeof(p->addr) ||
+        mbx_nodeconf_parse_listen(v, p->host, sizeof(p->host), &p->port) < 0)
+      return mbx_config_fail(c, key,
+                             "'%s' is not HOST:PORT with a numeric address "
+                             "(e.g. 127.0.0.1:7002 or [::1]:7002)", v);
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->addr, sizeof(p->addr), "%s", v);
+    n->n_peers++;
+  }
+  int rc;
+  if ((rc = mbx_config_u64(c, "repl_heartbeat_ms", 0, 100, 10, 10000, &n->repl_heartbeat_ms)) < 0 ||
+      (rc = mbx_config_size(c, "repl_send_queue_max", 0, 8 * MiB, 64 * 1024, 1 * GiB,
+                            &n->repl_send_queue_max)) < 0)
+    return rc;
+  return 0;
+}
+
+const struct mbx_nodeconf_peer *mbx_nodeconf_peer(const struct mbx_nodeconf *n, const char *name)
+{
+  for (size_t i = 0; i < n->n_peers; i++)
+    if (strcmp(n->peers[i].name, name) == 0)
+      return &n->peers[i];
+  return NULL;
+}
+
 int mbx_nodeconf_load(const char *path, struct mbx_nodeconf **conf_r, char *error_r,
                       size_t error_size)
 {
@@ -183,7 +225,7 @@ int mbx_nodeconf_load(const char *path, struct mbx_nodeconf **conf_r, char *erro
     goto out;
   }
   if ((rc = mbx_config_check_keys(c, nodeconf_keys)) < 0 || (rc = nodeconf_strings(c, n)) < 0 ||
-      (rc = nodeconf_numbers(c, n)) < 0) {
+      (rc = nodeconf_numbers(c, n)) < 0 || (rc = nodeconf_peers(c, n)) < 0) {
     if (rc == MBX_ENOMEM)
       snprintf(error_r, error_size, "%s: out of memory", path);
     else
@@ -211,6 +253,7 @@ void mbx_nodeconf_free(struct mbx_nodeconf **conf)
   free(n->tls_ca);
   free(n->operator_password_hash);
   free(n->transport_password_hash);
+  free(n->peers);
   free(n);
   *conf = NULL;
 }

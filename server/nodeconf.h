@@ -12,6 +12,16 @@
 
 #define MBX_NODECONF_NAME_MAX 63
 
+#define MBX_NODECONF_PEERS_MAX 64
+
+/* Another node of the cluster: `peer.NAME = HOST:PORT`. */
+struct mbx_nodeconf_peer {
+  char name[MBX_NODECONF_NAME_MAX + 1];
+  char addr[80];                      /* as written: "127.0.0.1:7002" */
+  char host[64];                      /* numeric, without brackets */
+  uint16_t port;
+};
+
 struct mbx_nodeconf {
   char *path;                         /* the file it came from */
   char node_name[MBX_NODECONF_NAME_MAX + 1];
@@ -34,6 +44,10 @@ struct mbx_nodeconf {
   uint64_t commit_batch_max;
   uint64_t commit_queue_max;
   enum mbx_log_level log_level;
+  struct mbx_nodeconf_peer *peers;    /* the other nodes (issue 3 replication) */
+  size_t n_peers;
+  uint64_t repl_heartbeat_ms;         /* source: empty ReplBatch when idle this long */
+  uint64_t repl_send_queue_max;       /* source: stop feeding a pull over this many bytes queued */
 };
 
 /* Loads and validates the file. On failure returns MBX_ECONFIG or MBX_EIO and writes
@@ -41,6 +55,9 @@ struct mbx_nodeconf {
 int mbx_nodeconf_load(const char *path, struct mbx_nodeconf **conf_r, char *error_r,
                       size_t error_size);
 void mbx_nodeconf_free(struct mbx_nodeconf **conf);
+
+/* The peer named name, or NULL. */
+const struct mbx_nodeconf_peer *mbx_nodeconf_peer(const struct mbx_nodeconf *n, const char *name);
 
 /* Splits "HOST:PORT" / "[V6]:PORT" with a numeric IPv4/IPv6 host. 0 or MBX_EINVAL. */
 int mbx_nodeconf_parse_listen(const char *s, char *host_r, size_t host_size, uint16_t *port_r);

@@ -28,6 +28,7 @@ struct bench_opts {
   uint64_t items;
   unsigned changes, rounds;
   uint32_t timeout_s;
+  uint64_t rate;                      /* deliver: messages/s over all connections, 0 = max */
   bool json, size_given, messages_given;
   char *to_list;                      /* --to, comma separated (owned copy) */
   const char *addrs[BENCH_MAX_ADDRS];
@@ -347,6 +348,17 @@ struct deliver_conn {
 };
 
 static struct deliver_run drun;       /* static: the histogram is 60 KiB */
+static uv_timer_t rate_timer;         /* --rate: re-offers sends every millisecond */
+
+/* --rate: sends allowed so far = rate × elapsed time (a steady open-loop-ish load:
+ * the connections' pipelines only bound how far behind it can fall). */
+static bool deliver_paced(const struct deliver_run *r)
+{
+  if (!opts.rate)
+    return false;
+  uint64_t elapsed_ns = bench_now_ns() - r->start_ns;
+  return r->issued >= (uint64_t)((double)elapsed_ns * (double)opts.rate / 1e9) + 1;
+}
 
 static void deliver_issue(struct bench_conn *c)
 {
@@ -354,6 +366,8 @@ static void deliver_issue(struct bench_conn *c)
   struct deliver_run *r = dc->run;
   while (c->outstanding < c->depth) {
     if (r->limit ? r->issued >= r->limit : bench_now_ns() >= r->stop_ns)
+      return;
+    if (deliver_paced(r))
       return;
     msg_stamp(&dc->msg, r->issued);
     dc->dreq.to = (char *)r->to[r->issued % r->nto];
@@ -379,6 +393,14 @@ static void deliver_on_resp(struct bench_conn *c, int slot, const Mbx__Response 
     r->bytes += dc->msg.len;
   }
   deliver_issue(c);
+}
+
+static void rate_tick(uv_timer_t *t)
+{
+  struct deliver_run *r = t->data;
+  for (unsigned i = 0; i < r->nconns; i++)
+    if (!r->conns[i]->closed && r->conns[i]->ready)
+      deliver_issue(r->conns[i]);
 }
 
 static bool deliver_done(void *arg)
@@ -445,10 +467,19 @@ static int deliver_load(unsigned nclients, uint64_t limit, double seconds, size_
     r->stop_ns = r->start_ns + (uint64_t)(seconds * 1e9);
     for (unsigned i = 0; i < nclients; i++)
       deliver_issue(conns[i]);
+    if (opts.rate) {
+      uv_timer_init(ctx.loop, &rate_timer);
+      rate_timer.data = r;
+      uv_timer_start(&rate_timer, rate_tick, 1, 1);
+    }
     uint64_t deadline = r->start_ns + (uint64_t)opts.timeout_s * 1000000000ull;
     if (bench_run_until(&ctx, deliver_done, r, deadline) < 0) {
       fprintf(stderr, "mbx-bench: run did not finish within --timeout %u s\n", opts.timeout_s);
       rc = MBX_ETIMEDOUT;
+    }
+    if (opts.rate) {
+      uv_close((uv_handle_t *)&rate_timer, NULL);
+      uv_run(ctx.loop, UV_RUN_NOWAIT);
     }
     /* requests in flight on a lost connection never got an answer */
     for (unsigned i = 0; i < nclients; i++)
@@ -1215,6 +1246,8 @@ static void usage(FILE *f)
           "  --items N --changes C --rounds R   sync: folder size (100000), changes per\n"
           "                      round (10), rounds (50)\n"
           "  --timeout S         give up on a run after S seconds (600)\n"
+          "  --rate N            deliver: at most N messages/s over all connections (a\n"
+          "                      steady load; default: as fast as the node answers)\n"
           "  --json              one JSON object on stdout\n"
           "Mailbox password: $MBX_BENCH_PASSWORD (default \"%s\").\n",
           BENCH_MAX_DEPTH, BENCH_DEFAULT_PASSWORD);
@@ -1239,7 +1272,8 @@ static int parse_args(int argc, char **argv)
       {"mailboxes", 1, 0, 'M'}, {"db", 1, 0, 'd'},      {"json", 0, 0, 'j'},
       {"depth", 1, 0, 'D'},    {"read-ratio", 1, 0, 'r'}, {"items", 1, 0, 'i'},
       {"changes", 1, 0, 'C'},  {"rounds", 1, 0, 'R'},   {"timeout", 1, 0, 'T'},
-      {"payload", 1, 0, 'P'},  {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+      {"payload", 1, 0, 'P'},  {"rate", 1, 0, 'G'},     {"help", 0, 0, 'h'},
+      {0, 0, 0, 0}};
   if (argc < 2) {
     usage(stderr);
     return MBX_EINVAL;
@@ -1309,6 +1343,7 @@ static int parse_args(int argc, char **argv)
     case 'C': rc = parse_uint(optarg, BENCH_MAX_DEPTH, &v); opts.changes = (unsigned)v; break;
     case 'R': rc = parse_uint(optarg, 1000000, &v); opts.rounds = (unsigned)v; break;
     case 'T': rc = parse_uint(optarg, 86400, &v); opts.timeout_s = (unsigned)v; break;
+    case 'G': rc = parse_uint(optarg, 10000000, &v); opts.rate = v; break;
     case 'S':
       d = strtod(optarg, &end);
       rc = *end || !(d > 0 && d <= 86400) ? MBX_EINVAL : 0;
