@@ -1,6 +1,8 @@
 /* conn.c — one client connection: TLS stream callbacks, request decoding with a
  * per-request arena, bounded pipelining, and answers that may complete out of order
  * (reads at once, writes after their batch is durable). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,18 @@ static void conn_send_error(struct mbx_conn *c, int code, const char *msg)
   resp.error = &e;
   if (c->stream)
     mbx_stream_send_pb(c->stream, &resp.base);
+}
+
+int mbx_req_fail(struct mbx_req *r, int code, const char *fmt, ...)
+{
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  r->status = code;
+  r->errmsg = mbx_arena_strdup(&r->arena, buf);
+  return code;
 }
 
 void mbx_req_finish(struct mbx_req *r)

@@ -71,6 +71,14 @@ void mbx_conn_accept(struct mbx_node *n);
 void mbx_conn_close(struct mbx_conn *c, int status);
 void mbx_conn_pause(struct mbx_conn *c, bool pause);
 
+/* What a handler returns when it will call mbx_req_finish itself later. */
+#define MBX_REQ_PENDING 1
+
+/* Marks r failed with code and a one-line message for the person (formatted into
+ * r's arena); returns code, so handlers can `return mbx_req_fail(r, ...)`. */
+int mbx_req_fail(struct mbx_req *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Sends r's response (or its error) if the connection is still open, then frees r.
  * An error answer carries r->redirect (ENOTACTIVE: the active's HOST:PORT) if set. */
 void mbx_req_finish(struct mbx_req *r);

@@ -18,7 +18,7 @@
 #include "mbx_error.h"
 #include "passwd.h"
 
-#define REQ_PENDING 1                 /* the handler will finish the request later */
+#define REQ_PENDING MBX_REQ_PENDING
 #define LIST_LIMIT_DEFAULT 50
 #define LIST_LIMIT_MAX 1000
 #define SYNC_MAX_DEFAULT 1000
@@ -26,20 +26,7 @@
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static int req_fail(struct mbx_req *r, int code, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
-
-static int req_fail(struct mbx_req *r, int code, const char *fmt, ...)
-{
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  r->status = code;
-  r->errmsg = mbx_arena_strdup(&r->arena, buf);
-  return code;
-}
+#define req_fail mbx_req_fail
 
 static struct mbx_node *req_node(struct mbx_req *r) { return r->conn->node; }
 

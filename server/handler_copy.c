@@ -20,27 +20,14 @@
 #include "repl.h"
 #include "sink_int.h"
 
-#define REQ_PENDING 1
+#define REQ_PENDING MBX_REQ_PENDING
 #define COPY_LAG_MAX_S (14u * 24 * 3600)
 #define COPY_LAYOUT_MAX 16
 #define COPY_HOST_TIMEOUT_MS 30000
 
 /* ---- helpers ------------------------------------------------------------------------ */
 
-static int cfail(struct mbx_req *r, int code, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
-
-static int cfail(struct mbx_req *r, int code, const char *fmt, ...)
-{
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  r->status = code;
-  r->errmsg = mbx_arena_strdup(&r->arena, buf);
-  return code;
-}
+#define cfail mbx_req_fail
 
 static struct mbx_node *cnode(struct mbx_req *r) { return r->conn->node; }
 static const char *cme(struct mbx_req *r) { return cnode(r)->conf->node_name; }
