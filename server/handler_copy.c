@@ -41,8 +41,14 @@ static bool from_node(const struct mbx_req *r)
 static struct mbx_db *ready_db(struct mbx_req *r, const char *name)
 {
   struct mbx_db *db = name ? mbx_node_db(cnode(r), name) : NULL;
-  if (!db || !db->store || db->creating) {
+  if (!db) {
     cfail(r, MBX_ENOTFOUND, "no database '%s' on node %s", name ? name : "", cme(r));
+    return NULL;
+  }
+  if (!db->store || db->creating) {
+    /* It exists, but its store is being created or swapped for a fresh seed. */
+    cfail(r, MBX_EBUSY, "database '%s' on node %s is being created or is installing a seed; "
+                        "try again in a moment", name, cme(r));
     return NULL;
   }
   return db;
