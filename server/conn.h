@@ -47,6 +47,7 @@ struct mbx_req {
   uv_work_t work;
   int (*run)(struct mbx_wtxn *w, struct mbx_req *r);      /* writer thread */
   void (*complete)(struct mbx_req *r);                     /* loop thread, after commit */
+  void (*db_created)(struct mbx_req *r);                   /* mbx_handler_db_create's continuation */
   int work_rc;
   bool found;
   const char *hash;

@@ -765,27 +765,22 @@ static void db_create_after(uv_work_t *w, int status)
       mbx_store_close(&r->new_store);
     r->db = NULL;
     mbx_node_db_remove(n, db);
-  } else {
-    db->store = r->new_store;
-    r->new_store = NULL;
-    db->creating = false;
-    mbx_notice("db %s: created in %s", db->name, mbx_store_path(db->store));
-    if ((rc = mbx_node_db_start_repl(n, db)) < 0)
-      mbx_error("db %s: cannot start replication: %s", db->name, mbx_strerror(rc));
-    if ((r->resp.db = req_db_info(r, db)) != NULL)
-      r->resp.body_case = MBX__RESPONSE__BODY_DB;
-    else
-      req_fail(r, MBX_ENOMEM, "database %s created, but the answer ran out of memory", db->name);
+    mbx_req_finish(r);
+    return;
   }
-  mbx_req_finish(r);
+  db->store = r->new_store;
+  r->new_store = NULL;
+  db->creating = false;
+  mbx_notice("db %s: created in %s", db->name, mbx_store_path(db->store));
+  if ((rc = mbx_node_db_start_repl(n, db)) < 0)
+    mbx_error("db %s: cannot start replication: %s", db->name, mbx_strerror(rc));
+  r->db_created(r);
 }
 
-static int h_db_create(struct mbx_req *r)
+int mbx_handler_db_create(struct mbx_req *r, const char *name,
+                          void (*created)(struct mbx_req *r))
 {
   struct mbx_node *n = req_node(r);
-  const char *name = r->rq->db_create->name;
-  if (r->rq->db_create->n_copies)
-    return mbx_handler_copy(r);       /* replicated: handler_copy.c */
   if (!mbx_node_db_name_ok(name))
     return req_fail(r, MBX_EINVAL,
                     "'%.80s' is not a valid database name (a-z, 0-9 first, then a-z, 0-9, '_', "
@@ -796,6 +791,7 @@ static int h_db_create(struct mbx_req *r)
   if (rc < 0)
     return req_fail(r, rc, "cannot add database %s: %s", name, mbx_strerror(rc));
   /* Creating the environment writes and syncs files: not on the loop thread. */
+  r->db_created = created;
   r->work.data = r;
   rc = uv_queue_work(n->loop, &r->work, db_create_work, db_create_after);
   if (rc != 0) {
@@ -804,6 +800,24 @@ static int h_db_create(struct mbx_req *r)
     return req_fail(r, MBX_ENOMEM, "cannot create database now: %s", uv_strerror(rc));
   }
   return REQ_PENDING;
+}
+
+/* A single-copy database: answer with its DbInfo. */
+static void db_create_answer(struct mbx_req *r)
+{
+  if ((r->resp.db = req_db_info(r, r->db)) != NULL)
+    r->resp.body_case = MBX__RESPONSE__BODY_DB;
+  else
+    req_fail(r, MBX_ENOMEM, "database %s created, but the answer ran out of memory",
+             r->db->name);
+  mbx_req_finish(r);
+}
+
+static int h_db_create(struct mbx_req *r)
+{
+  if (r->rq->db_create->n_copies)
+    return mbx_handler_copy(r);       /* replicated: handler_copy.c */
+  return mbx_handler_db_create(r, r->rq->db_create->name, db_create_answer);
 }
 
 static int h_db_list(struct mbx_req *r)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "handler.h"
 #include "handler_copy.h"
 #include "handler_repl.h"
 #include "log.h"
@@ -715,41 +716,10 @@ static void create_host_sent(int status, const Mbx__Response *resp, void *arg)
   mbx_req_finish(r);
 }
 
-static void create_work(uv_work_t *w)
+/* The database exists here as the active copy: write its layout, then tell the others. */
+static void create_after_store(struct mbx_req *r)
 {
-  struct mbx_req *r = w->data;
-  struct mbx_node *n = cnode(r);
-  r->work_rc = mbx_store_open(n->db_dir, r->db->name, true, &n->store_opt, &r->new_store,
-                              &r->store_error);
-}
-
-static void create_after(uv_work_t *w, int status)
-{
-  struct mbx_req *r = w->data;
-  struct mbx_node *n = cnode(r);
   struct mbx_db *db = r->db;
-  int rc = status == UV_ECANCELED ? MBX_ESHUTDOWN : r->work_rc;
-  if (rc == 0 && n->stopping)
-    rc = MBX_ESHUTDOWN;
-  if (rc == 0)
-    rc = mbx_committer_start(n->loop, r->new_store, &n->commit_opt, &db->committer);
-  if (rc < 0) {
-    cfail(r, rc, "cannot create database %s: %s", db->name,
-          r->store_error ? r->store_error : mbx_strerror(rc));
-    mbx_error("db %s: creation failed: %s", db->name, r->errmsg);
-    if (r->new_store)
-      mbx_store_close(&r->new_store);
-    r->db = NULL;
-    mbx_node_db_remove(n, db);
-    mbx_req_finish(r);
-    return;
-  }
-  db->store = r->new_store;
-  r->new_store = NULL;
-  db->creating = false;
-  mbx_notice("db %s: created in %s (active)", db->name, mbx_store_path(db->store));
-  if ((rc = mbx_node_db_start_repl(n, db)) < 0)
-    mbx_error("db %s: cannot start replication: %s", db->name, mbx_strerror(rc));
   struct copy_op *op = calloc(1, sizeof(*op));
   Mbx__CopyLayout *l = mbx_arena_pbnew(&r->arena, &mbx__copy_layout__descriptor);
   if (!op || !l) {
@@ -770,7 +740,6 @@ static void create_after(uv_work_t *w, int status)
 static int h_db_create_copies(struct mbx_req *r)
 {
   Mbx__DbCreateReq *q = r->rq->db_create;
-  struct mbx_node *n = cnode(r);
   if (!mbx_node_db_name_ok(q->name))
     return cfail(r, MBX_EINVAL, "'%.80s' is not a valid database name (a-z, 0-9 first, then "
                                 "a-z, 0-9, '_', '-'; at most 63)", q->name);
@@ -800,18 +769,7 @@ static int h_db_create_copies(struct mbx_req *r)
                    cme(r), first->node);
     return mbx_peer_forward(r, first->node);   /* the preference-1 node creates it */
   }
-  if (mbx_node_db(n, q->name))
-    return cfail(r, MBX_EEXIST, "database %s already exists", q->name);
-  int rc = mbx_node_db_add(n, q->name, &r->db);
-  if (rc < 0)
-    return cfail(r, rc, "cannot add database %s: %s", q->name, mbx_strerror(rc));
-  r->work.data = r;
-  if (uv_queue_work(n->loop, &r->work, create_work, create_after) != 0) {
-    mbx_node_db_remove(n, r->db);
-    r->db = NULL;
-    return cfail(r, MBX_ENOMEM, "cannot create database now");
-  }
-  return REQ_PENDING;
+  return mbx_handler_db_create(r, q->name, create_after_store);
 }
 
 /* ---- dispatch --------------------------------------------------------------------------- */
