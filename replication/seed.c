@@ -499,7 +499,8 @@ static void seed_tx_handle_closed(uv_handle_t *h)
   free(t->buf);
   free(t);
   if (k) {
-    k->serving--;
+    if (--k->serving == 0)
+      k->serving_node[0] = 0;
     mbx_repl_sink_maybe_free(k);
   }
 }
@@ -678,6 +679,8 @@ int mbx_repl_seed_serve(struct mbx_req *r, struct mbx_db *db)
   t->buf = buf;
   t->wfd = fds[1];
   t->total = mbx_store_file_bytes(db->store);
+  /* Read before the snapshot's own read transaction begins: a lower bound of its LSN. */
+  uint64_t from_lsn = mbx_store_last_lsn(db->store);
   uv_pipe_init(n->loop, &t->pipe, 0);
   uv_timer_init(n->loop, &t->drain);
   t->pipe.data = t->drain.data = t;
@@ -703,6 +706,8 @@ int mbx_repl_seed_serve(struct mbx_req *r, struct mbx_db *db)
   if (db->sink) {
     t->k = db->sink;
     t->k->serving++;
+    snprintf(t->k->serving_node, sizeof(t->k->serving_node), "%s", r->rq->seed->node);
+    t->k->serving_from_lsn = from_lsn;
   }
   mbx_notice("db %s: seeding %s from this copy (%llu bytes on disk)", db->name,
              r->rq->seed->node, (unsigned long long)t->total);

@@ -187,6 +187,11 @@ static void sink_send_ack(struct mbx_repl_sink *k)
   a.has_receipt_p50_us = a.has_receipt_p99_us = 1;
   a.receipt_p50_us = k->p50_us;
   a.receipt_p99_us = k->p99_us;
+  if (k->serving && k->serving_node[0]) {
+    a.seeding_node = k->serving_node;
+    a.has_seeding_from_lsn = 1;
+    a.seeding_from_lsn = k->serving_from_lsn;
+  }
   Mbx__Request rq = MBX__REQUEST__INIT;
   rq.id = 0;                          /* no response */
   rq.body_case = MBX__REQUEST__BODY_REPL_ACK;

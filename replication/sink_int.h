@@ -70,6 +70,8 @@ struct mbx_repl_sink {
   /* seeding (seed.c) */
   struct mbx_repl_seed_rx *seed;      /* receiving a seed now */
   uint32_t serving;                   /* seeds this copy is streaming to other nodes */
+  char serving_node[64];              /* the newest seed's target (acks hold the log for it) */
+  uint64_t serving_from_lsn;          /* its snapshot holds every record up to here */
   uint64_t seed_done, seed_total;
   mbx_repl_progress_fn progress_cb;   /* an operator's reseed waiting for progress */
   void *progress_arg;

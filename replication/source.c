@@ -419,6 +419,17 @@ void mbx_repl_source_ack(struct mbx_db *db, const Mbx__ReplAckReq *a)
   c->p50_us = a->receipt_p50_us;
   c->p99_us = a->receipt_p99_us;
   src_touch(c);
+  if (a->seeding_node && a->has_seeding_from_lsn) {
+    /* a->node is seeding that copy from a snapshot that may be older than what the
+     * copy had received before: hold the log for the snapshot, not the old position.
+     * (A copy not heard from yet already counts as 0: keeps everything.) */
+    struct src_copy *t = src_copy(s, a->seeding_node, false);
+    if (t && t->heard && t->received_lsn > a->seeding_from_lsn) {
+      mbx_info("db %s: %s is seeding %s from lsn %llu: holding the log for it", db->name,
+               a->node, a->seeding_node, (unsigned long long)a->seeding_from_lsn);
+      t->received_lsn = a->seeding_from_lsn;
+    }
+  }
 }
 
 /* ---- status ------------------------------------------------------------------------- */
