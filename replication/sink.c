@@ -277,8 +277,15 @@ static void sink_rx_done(int status, uint64_t lsn, void *arg)
   }
   if (!k->stopping) {
     if (status == 0) {
-      for (size_t i = 0; i < j->n; i++)
-        mbx_repl_lat_add(&k->lat, j->receipt_us - rec_time_us(j->recs[i], j->lens[i]));
+      /* Commit on the active → durable here; a record the active sent without its
+       * commit time (catching up from its log) counts from its record time. */
+      const Mbx__ReplBatch *b = j->resp->repl_batch;
+      for (size_t i = 0; i < j->n; i++) {
+        int64_t from = i < b->n_commit_time_us && b->commit_time_us[i] > 0
+                           ? b->commit_time_us[i]
+                           : rec_time_us(j->recs[i], j->lens[i]);
+        mbx_repl_lat_add(&k->lat, j->receipt_us - from);
+      }
       sink_send_ack(k);
     } else if (status == MBX_ECORRUPT) {
       if (!k->meta.failed)

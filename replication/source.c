@@ -15,6 +15,7 @@
 
 #define SRC_BATCH_BYTES_MAX (1024 * 1024)  /* one ReplBatch carries at most this much */
 #define SRC_BATCH_RECORDS_MAX 4096
+#define SRC_MARKS 512                   /* commit times remembered (~ the last second) */
 #define SRC_COPIES_MAX 64
 #define SRC_BEHIND_TICK_MS 5               /* while a subscription is held back */
 #define SRC_QUEUE_BYTES_WALK_MAX 100000    /* copy queue bytes: a lower bound beyond */
@@ -51,7 +52,30 @@ struct mbx_repl_source {
   size_t n_copies;
   uint64_t started_mono_us, floor_mono_us;
   ProtobufCBinaryData *recs;          /* scratch for one batch */
+  int64_t *rec_commit_us;             /* scratch: each record's durable commit time */
+  /* The last SRC_MARKS durable commits (last lsn, wall-clock time), oldest first from
+   * mark_head: a record's commit time is that of the first mark at or after it. */
+  struct { uint64_t lsn; int64_t us; } marks[SRC_MARKS];
+  size_t mark_head, n_marks;
 };
+
+/* When the commit holding record lsn became durable, or 0 if no longer known. */
+static int64_t src_commit_time(const struct mbx_repl_source *s, uint64_t lsn)
+{
+  if (s->n_marks == 0)
+    return 0;
+  size_t lo = 0, hi = s->n_marks;     /* first mark with mark.lsn >= lsn */
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (s->marks[(s->mark_head + mid) % SRC_MARKS].lsn < lsn)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == s->n_marks || (lo == 0 && s->n_marks == SRC_MARKS))
+    return 0;                         /* newer than known, or its commit was forgotten */
+  return s->marks[(s->mark_head + lo) % SRC_MARKS].us;
+}
 
 static uint64_t src_heartbeat_us(const struct mbx_repl_source *s)
 {
@@ -103,6 +127,10 @@ static int src_send_batch(struct mbx_repl_source *s, struct src_sub *sub, size_t
   Mbx__Response resp = MBX__RESPONSE__INIT;
   b.n_records = n;
   b.records = s->recs;
+  b.n_commit_time_us = n;
+  b.commit_time_us = s->rec_commit_us;
+  for (size_t i = 0; i < n; i++)
+    s->rec_commit_us[i] = src_commit_time(s, sub->next_lsn + i);
   b.has_active_last_lsn = b.has_active_time_us = b.has_epoch = 1;
   b.active_last_lsn = mbx_store_last_lsn(s->db->store);
   b.active_time_us = mbx_now_us();
@@ -269,11 +297,18 @@ static void src_on_timer(uv_timer_t *t)
   uv_timer_start(&s->timer, src_on_timer, next, 0);
 }
 
-static void src_on_commit(uint64_t lsn, void *arg)
+static void src_on_commit(uint64_t lsn, int64_t durable_us, bool last, void *arg)
 {
   struct mbx_repl_source *s = arg;
-  (void)lsn;
-  src_pump_all(s);
+  if (s->n_marks == SRC_MARKS) {
+    s->mark_head = (s->mark_head + 1) % SRC_MARKS;
+    s->n_marks--;
+  }
+  size_t at = (s->mark_head + s->n_marks++) % SRC_MARKS;
+  s->marks[at].lsn = lsn;
+  s->marks[at].us = durable_us;
+  if (last)
+    src_pump_all(s);
 }
 
 /* ---- public -------------------------------------------------------------------------- */
@@ -283,13 +318,19 @@ int mbx_repl_source_start(struct mbx_node *n, struct mbx_db *db)
   if (db->source)
     return 0;
   struct mbx_repl_source *s = calloc(1, sizeof(*s));
-  if (!s || !(s->recs = calloc(SRC_BATCH_RECORDS_MAX, sizeof(*s->recs)))) {
+  if (!s || !(s->recs = calloc(SRC_BATCH_RECORDS_MAX, sizeof(*s->recs))) ||
+      !(s->rec_commit_us = calloc(SRC_BATCH_RECORDS_MAX, sizeof(*s->rec_commit_us)))) {
+    if (s)
+      free(s->recs);
+  free(s->rec_commit_us);
     free(s);
     return MBX_ENOMEM;
   }
   s->node = n;
   s->db = db;
   s->started_mono_us = s->floor_mono_us = mbx_mono_us();
+  s->marks[0].lsn = mbx_store_last_lsn(db->store); /* committed before: time unknown */
+  s->n_marks = 1;
   uv_timer_init(n->loop, &s->timer);
   s->timer.data = s;
   uv_timer_start(&s->timer, src_on_timer, n->conf->repl_heartbeat_ms, 0);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "commit.h"
 #include "log.h"
 #include "mbx_error.h"
@@ -17,6 +18,7 @@ struct commit_job {
   void *arg;
   int status;
   uint64_t lsn;
+  int64_t durable_us;                 /* wall clock when its batch became durable */
 };
 
 struct job_list {
@@ -83,7 +85,9 @@ static void commit_batch(struct mbx_committer *c, struct job_list *batch, uint32
     rc = mbx_store_wtxn_commit(&w, &lsn);
   else if (w)
     mbx_store_wtxn_abort(&w);
+  int64_t durable_us = mbx_now_us();
   for (struct commit_job *j = batch->head; j; j = j->next) {
+    j->durable_us = durable_us;
     if (rc < 0) {
       /* The batch is not durable: no job in it may be acknowledged. */
       if (j->status == 0)
@@ -156,17 +160,25 @@ static void commit_run_completions(struct mbx_committer *c)
   struct commit_job *j = c->completed.head;
   c->completed.head = c->completed.tail = NULL;
   pthread_mutex_unlock(&c->mu);
-  uint64_t last = 0;
+  if (c->on_commit) {
+    /* One mark per batch (its jobs share an lsn), the last one flagged. */
+    const struct commit_job *mark = NULL;
+    for (const struct commit_job *k = j; k; k = k->next) {
+      if (k->lsn == 0 || (mark && k->lsn == mark->lsn))
+        continue;
+      if (mark)
+        c->on_commit(mark->lsn, mark->durable_us, false, c->on_commit_arg);
+      mark = k;
+    }
+    if (mark)
+      c->on_commit(mark->lsn, mark->durable_us, true, c->on_commit_arg);
+  }
   while (j) {
     struct commit_job *next = j->next;
-    if (j->lsn > last)
-      last = j->lsn;
     j->done(j->status, j->lsn, j->arg);
     free(j);
     j = next;
   }
-  if (last && c->on_commit)
-    c->on_commit(last, c->on_commit_arg);
 }
 
 void mbx_committer_set_on_commit(struct mbx_committer *c, mbx_commit_notify_fn fn, void *arg)

@@ -32,8 +32,11 @@ typedef void (*mbx_commit_done_fn)(int status, uint64_t lsn, void *arg);
  * own transactions (a passive copy's receive and replay, copy meta updates). Its
  * return value is the job's status; done gets lsn 0. */
 typedef int (*mbx_commit_exclusive_fn)(struct mbx_store *s, void *arg);
-/* Loop thread, after the done callbacks of a batch that wrote a log record. */
-typedef void (*mbx_commit_notify_fn)(uint64_t lsn, void *arg);
+/* Loop thread, once for each durable batch that wrote a log record, in lsn order and
+ * before that batch's done callbacks (so replication sends before clients are
+ * answered): lsn is the batch's last record, durable_us the wall-clock time its
+ * transaction became durable, and last is set on the final batch of a wake-up. */
+typedef void (*mbx_commit_notify_fn)(uint64_t lsn, int64_t durable_us, bool last, void *arg);
 
 struct mbx_committer_stats {
   uint64_t jobs, batches, failed_commits;
