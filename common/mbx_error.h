@@ -35,7 +35,8 @@
   X(ESHUTDOWN, 27, "node is shutting down")                               \
   X(ELIMIT, 28, "limit exceeded")                                         \
   X(ENEEDSEED, 29, "copy is too far behind the log: it needs a reseed")   \
-  X(EPEER, 30, "peer node unreachable")
+  X(EPEER, 30, "peer node unreachable")                                  \
+  X(ECONFLICT, 31, "item changed since the client last saw it")
 
 enum mbx_error {
   MBX_OK = 0,

@@ -228,6 +228,23 @@ int mbxc_sync(mbxc_conn *conn, uint64_t folder_id, const void *state, size_t sta
 int mbxc_sync_folders(mbxc_conn *conn, const void *state, size_t state_len,
                       uint32_t max_changes, Mbx__SyncFoldersResp **resp_r);
 
+/* Push notifications (async API; the connection logged in as a user). Subscribes
+ * to folder_ids (n entries, borrowed; n 0 and !hierarchy = every folder) and calls
+ * cb like an mbxc_stream_cb: first with the Notification that has subscribed set,
+ * then with one per (coalesced) change, while cb returns true. Unlike other streams
+ * it never times out while the connection is up (the node sends an empty
+ * Notification as a keepalive at least every 30 s). cb gets MBX_ECLOSED when the
+ * connection goes; the caller reconnects, subscribes again and syncs from its
+ * states. Errors (cb not called): as mbxc_call_stream. */
+int mbxc_subscribe(mbxc_conn *conn, const uint64_t *folder_ids, size_t n, bool hierarchy,
+                   mbxc_stream_cb cb, void *arg);
+
+/* Sends req (borrowed) with idempotency key (1..64 bytes, borrowed) and waits, as
+ * mbxc_call_sync. Repeating a write with the same key after a lost reply or a
+ * reconnect returns the first reply and applies nothing twice. */
+int mbxc_call_sync_idem(mbxc_conn *conn, Mbx__Request *req, const void *key, size_t key_len,
+                        Mbx__Response **resp_r);
+
 /* Transport role: delivers raw bytes to the Inbox of address to. MBX_ENOTFOUND
  * (no such mailbox), MBX_EQUOTA, MBX_ETOOBIG. */
 int mbxc_deliver(mbxc_conn *conn, const char *to, const void *body, size_t len,
