@@ -1,8 +1,10 @@
 /* sink.c — the passive side of log shipping: one sink per passive copy pulls the
  * log from the active's node (ReplPullReq on a TLS connection with the node
- * certificate), hands each batch to the database's committer as an exclusive job
- * that durably receives (and, without lag, replays) it, acknowledges, replays a
- * lagged copy's records when their time comes, and reconnects with backoff.
+ * certificate), makes each batch durable in the receive log (rxlog.c) and
+ * acknowledges it, then hands the batches received meanwhile to the database's
+ * committer as one exclusive job that takes them into the store (and, without lag,
+ * replays them), replays a lagged copy's records when their time comes, and
+ * reconnects with backoff.
  *
  * States (mbx_repl_sink_status_name):
  *   Initializing            starting, or connected but no batch yet
@@ -27,6 +29,7 @@
 #include "node.h"
 #include "nodeconf.h"
 #include "peer.h"
+#include "rxlog.h"
 #include "sink_int.h"
 #include "stream.h"
 #include "tls.h"
@@ -98,6 +101,19 @@ const char *mbx_repl_sink_status_name(const struct mbx_repl_sink *k)
   return "Healthy";
 }
 
+/* The store's positions, with received taken from the receive log when it is ahead
+ * (records durable there, not yet in the store). */
+static void sink_pos(const struct mbx_repl_sink *k, struct mbx_store_repl_pos *pos)
+{
+  mbx_store_get_repl_pos(k->db->store, pos);
+  uint64_t rx = mbx_repl_rxlog_last_lsn(k->rx);
+  if (rx > pos->received_lsn) {
+    pos->received_lsn = rx;
+    if (k->rx_time_us)
+      pos->received_time_us = k->rx_time_us;
+  }
+}
+
 static const char *sink_reason(const struct mbx_repl_sink *k)
 {
   if (k->meta.failed || k->meta.needs_reseed)
@@ -126,7 +142,7 @@ int mbx_repl_sink_status(struct mbx_req *r, struct mbx_db *db, Mbx__CopyStatus *
   if (k->meta.comment[0])
     st->comment = mbx_arena_strdup(&r->arena, k->meta.comment);
   struct mbx_store_repl_pos pos;
-  mbx_store_get_repl_pos(db->store, &pos);
+  sink_pos(k, &pos);
   uint64_t rq_records = 0, rq_bytes = 0;
   mbx_store_replay_queue(db->store, &rq_records, &rq_bytes);
   st->has_lag_s = 1;
@@ -166,7 +182,7 @@ static void sink_send_ack(struct mbx_repl_sink *k)
   if (!k->stream || !k->db->store)
     return;
   struct mbx_store_repl_pos pos;
-  mbx_store_get_repl_pos(k->db->store, &pos);
+  sink_pos(k, &pos);
   Mbx__ReplAckReq a = MBX__REPL_ACK_REQ__INIT;
   a.db = k->db->name;
   a.node = (char *)sink_me(k);
@@ -204,25 +220,31 @@ static void sink_send_ack(struct mbx_repl_sink *k)
 
 /* ---- committer jobs ---------------------------------------------------------------- */
 
-/* One received batch on its way through the committer. */
+/* One received batch: appended to the receive log (acknowledged once durable there),
+ * then taken into the store with the batches received meanwhile. A batch counts as
+ * one of k->jobs from arrival until it is freed. */
 struct sink_rx_job {
+  struct sink_rx_job *next;
   struct mbx_repl_sink *k;
-  Mbx__Response *resp;                /* owns the records (protobuf-c default allocator) */
+  Mbx__Response *resp;                /* owns the records (protobuf-c default allocator)… */
+  struct mbx_repl_rxlog_recovered rec; /* …or, at startup, the receive log's leftovers */
   const uint8_t **recs;
   size_t *lens;
   size_t n, bytes;
-  int64_t replay_before_us;
-  int64_t receipt_us;                 /* writer thread: when the batch was durable */
-  uint64_t bad_lsn;
 };
 
-static int sink_rx_run(struct mbx_store *s, void *arg)
-{
-  struct sink_rx_job *j = arg;
-  int rc = mbx_store_receive(s, j->recs, j->lens, j->n, j->replay_before_us, &j->bad_lsn);
-  j->receipt_us = mbx_now_us();
-  return rc;
-}
+/* Several durable batches taken into the store by one exclusive committer job. */
+struct sink_take_job {
+  struct mbx_repl_sink *k;
+  struct sink_rx_job *batches;
+  const uint8_t **recs;
+  size_t *lens;
+  size_t n;
+  int64_t replay_before_us;
+  uint64_t bad_lsn, last_lsn;
+};
+
+#define SINK_TAKE_RECORDS_MAX 20000       /* records per store-taking job */
 
 static int64_t rec_time_us(const uint8_t *rec, size_t len)
 {
@@ -265,42 +287,186 @@ static void sink_job_finished(struct mbx_repl_sink *k)
   }
 }
 
-static void sink_rx_done(int status, uint64_t lsn, void *arg)
+/* Frees a batch once the store has it (or it was refused) and lets the pull go on. */
+static void sink_batch_free(struct sink_rx_job *j)
 {
-  (void)lsn;
-  struct sink_rx_job *j = arg;
   struct mbx_repl_sink *k = j->k;
   k->queued_bytes -= j->bytes;
   if (k->paused && k->stream && k->queued_bytes < SINK_QUEUE_PAUSE_BYTES / 2) {
     k->paused = false;
     mbx_stream_pause(k->stream, false);
   }
+  if (j->resp)
+    mbx__response__free_unpacked(j->resp, NULL);
+  else
+    mbx_repl_rxlog_recovered_free(&j->rec);
+  if (j->resp) {
+    free(j->recs);
+    free(j->lens);
+  }
+  free(j);
+  sink_job_finished(k);
+}
+
+static int sink_take_run(struct mbx_store *s, void *arg)
+{
+  struct sink_take_job *t = arg;
+  return mbx_store_receive(s, t->recs, t->lens, t->n, t->replay_before_us, &t->bad_lsn);
+}
+
+static void sink_take_kick(struct mbx_repl_sink *k);
+
+static void sink_take_done(int status, uint64_t lsn, void *arg)
+{
+  (void)lsn;
+  struct sink_take_job *t = arg;
+  struct mbx_repl_sink *k = t->k;
+  k->ingesting = false;
   if (!k->stopping) {
     if (status == 0) {
-      /* Commit on the active → durable here; a record the active sent without its
-       * commit time (catching up from its log) counts from its record time. */
-      const Mbx__ReplBatch *b = j->resp->repl_batch;
-      for (size_t i = 0; i < j->n; i++) {
-        int64_t from = i < b->n_commit_time_us && b->commit_time_us[i] > 0
-                           ? b->commit_time_us[i]
-                           : rec_time_us(j->recs[i], j->lens[i]);
-        mbx_repl_lat_add(&k->lat, j->receipt_us - from);
-      }
-      sink_send_ack(k);
+      mbx_repl_rxlog_taken(k->rx, t->last_lsn);
+      sink_send_ack(k);               /* replayed moved */
     } else if (status == MBX_ECORRUPT) {
       if (!k->meta.failed)
         sink_fail(k, "record %llu failed verification (CRC, LSN continuity or epoch); "
                      "nothing of it was applied",
-                  (unsigned long long)j->bad_lsn);
+                  (unsigned long long)t->bad_lsn);
     } else if (status != MBX_ESHUTDOWN && !k->meta.failed) {
       sink_fail(k, "cannot store received records: %s", mbx_strerror(status));
     }
   }
-  mbx__response__free_unpacked(j->resp, NULL);
-  free(j->recs);
-  free(j->lens);
-  free(j);
+  for (struct sink_rx_job *j = t->batches, *next; j; j = next) {
+    next = j->next;
+    sink_batch_free(j);
+  }
+  free(t->recs);
+  free(t->lens);
+  free(t);
+  if (!k->stopping)
+    sink_take_kick(k);
   sink_job_finished(k);
+}
+
+/* Hands the durable batches waiting (up to SINK_TAKE_RECORDS_MAX records) to the
+ * committer as one job, unless one is in flight. */
+static void sink_take_kick(struct mbx_repl_sink *k)
+{
+  if (k->ingesting || !k->ingest || k->stopping)
+    return;
+  if (k->meta.failed || !k->db->committer) {
+    /* Nothing more is taken: the records stay in the receive log, and a resume
+     * pulls again from what the store has. */
+    while (k->ingest) {
+      struct sink_rx_job *j = k->ingest;
+      k->ingest = j->next;
+      sink_batch_free(j);
+    }
+    k->ingest_tail = NULL;
+    return;
+  }
+  size_t n = 0;
+  struct sink_rx_job *last = k->ingest;
+  for (struct sink_rx_job *j = k->ingest; j; j = j->next) {
+    if (n && n + j->n > SINK_TAKE_RECORDS_MAX)
+      break;
+    n += j->n;
+    last = j;
+  }
+  struct sink_take_job *t = calloc(1, sizeof(*t));
+  if (t) {
+    t->recs = malloc(n * sizeof(*t->recs));
+    t->lens = malloc(n * sizeof(*t->lens));
+  }
+  if (!t || !t->recs || !t->lens) {
+    if (t) {
+      free(t->recs);
+      free(t->lens);
+    }
+    free(t);
+    if (!k->meta.failed)
+      sink_fail(k, "out of memory taking received records into the store");
+    return;
+  }
+  t->k = k;
+  t->batches = k->ingest;
+  k->ingest = last->next;
+  if (!k->ingest)
+    k->ingest_tail = NULL;
+  last->next = NULL;
+  for (struct sink_rx_job *j = t->batches; j; j = j->next) {
+    memcpy(t->recs + t->n, j->recs, j->n * sizeof(*t->recs));
+    memcpy(t->lens + t->n, j->lens, j->n * sizeof(*t->lens));
+    t->n += j->n;
+  }
+  t->last_lsn = 0;
+  struct mbx_logrec rec;
+  if (t->n && mbx_logrec_decode(t->recs[t->n - 1], t->lens[t->n - 1], &rec) == 0)
+    t->last_lsn = rec.lsn;
+  t->replay_before_us =
+    k->meta.lag_s ? mbx_now_us() - (int64_t)k->meta.lag_s * 1000000 : INT64_MAX;
+  int rc = mbx_committer_submit_exclusive(k->db->committer, sink_take_run, sink_take_done, t);
+  if (rc < 0) {
+    /* Put the batches back; the next durable batch or tick tries again. */
+    last->next = k->ingest;
+    k->ingest = t->batches;
+    if (!k->ingest_tail)
+      k->ingest_tail = last;
+    free(t->recs);
+    free(t->lens);
+    free(t);
+    if (rc != MBX_ESHUTDOWN)
+      mbx_warning("db %s: cannot queue received records for the store: %s", k->db->name,
+                  mbx_strerror(rc));
+    return;
+  }
+  k->jobs++;
+  k->ingesting = true;
+}
+
+static void sink_take_queue(struct mbx_repl_sink *k, struct sink_rx_job *j)
+{
+  j->next = NULL;
+  if (k->ingest_tail)
+    k->ingest_tail->next = j;
+  else
+    k->ingest = j;
+  k->ingest_tail = j;
+  sink_take_kick(k);
+}
+
+/* The receive log has the batch durably (or refused it). */
+static void sink_rx_durable(int status, uint64_t last_lsn, int64_t durable_us, uint64_t bad_lsn,
+                            void *arg)
+{
+  (void)last_lsn;
+  struct sink_rx_job *j = arg;
+  struct mbx_repl_sink *k = j->k;
+  if (k->stopping || status < 0) {
+    if (!k->stopping && !k->meta.failed) {
+      if (status == MBX_ECORRUPT)
+        sink_fail(k, "record %llu failed verification (CRC, LSN continuity or epoch); "
+                     "nothing of it was applied",
+                  (unsigned long long)bad_lsn);
+      else if (status != MBX_ESHUTDOWN)
+        sink_fail(k, "cannot write received records to the receive log: %s",
+                  mbx_strerror(status));
+    }
+    sink_batch_free(j);
+    return;
+  }
+  /* Commit on the active → durable here; a record the active sent without its
+   * commit time (catching up from its log) counts from its record time. */
+  const Mbx__ReplBatch *b = j->resp->repl_batch;
+  for (size_t i = 0; i < j->n; i++) {
+    int64_t from = i < b->n_commit_time_us && b->commit_time_us[i] > 0
+                     ? b->commit_time_us[i]
+                     : rec_time_us(j->recs[i], j->lens[i]);
+    mbx_repl_lat_add(&k->lat, durable_us - from);
+  }
+  if (j->n)
+    k->rx_time_us = rec_time_us(j->recs[j->n - 1], j->lens[j->n - 1]);
+  sink_send_ack(k);                   /* received moved */
+  sink_take_queue(k, j);
 }
 
 struct sink_meta_job {
@@ -506,11 +672,7 @@ static void sink_on_batch(struct mbx_repl_sink *k, Mbx__Response *resp, size_t f
     j->recs[i] = b->records[i].data;
     j->lens[i] = b->records[i].len;
   }
-  j->replay_before_us =
-    k->meta.lag_s ? mbx_now_us() - (int64_t)k->meta.lag_s * 1000000 : INT64_MAX;
-  int rc = k->db->committer ? mbx_committer_submit_exclusive(k->db->committer, sink_rx_run,
-                                                             sink_rx_done, j)
-                            : MBX_ESHUTDOWN;
+  int rc = mbx_repl_rxlog_append(k->rx, j->recs, j->lens, j->n, sink_rx_durable, j);
   if (rc < 0) {
     mbx__response__free_unpacked(resp, NULL);
     free(j->recs);
@@ -617,8 +779,11 @@ static int sink_connect(struct mbx_repl_sink *k)
     k->stream = NULL;
     return rc;
   }
+  /* Nothing is in flight (kick waits for jobs): the store has taken everything the
+   * receive log holds, unless it refused it; either way start again from the store. */
   struct mbx_store_repl_pos pos;
   mbx_store_get_repl_pos(k->db->store, &pos);
+  mbx_repl_rxlog_reset(k->rx, pos.received_lsn, pos.epoch);
   Mbx__ReplPullReq p = MBX__REPL_PULL_REQ__INIT;
   p.db = k->db->name;
   p.node = (char *)sink_me(k);
@@ -679,6 +844,7 @@ static void sink_on_tick(uv_timer_t *t)
   if (k->stopping || !k->db->store)
     return;
   mbx_repl_lat_percentiles(&k->lat, &k->p50_us, &k->p99_us);
+  sink_take_kick(k);                  /* if a submission failed before */
   if (k->meta.lag_s && !k->replaying && !k->seed && !k->meta.failed && !k->meta.suspended)
     sink_submit_replay(k, mbx_now_us() - (int64_t)k->meta.lag_s * 1000000, false);
   if (k->stream && ++k->ticks % (1000 / SINK_TICK_MS) == 0)
@@ -690,6 +856,13 @@ static void sink_on_tick(uv_timer_t *t)
 static void sink_on_handle_closed(uv_handle_t *h)
 {
   struct mbx_repl_sink *k = h->data;
+  k->handles_open--;
+  mbx_repl_sink_maybe_free(k);
+}
+
+static void sink_rx_closed(void *arg)
+{
+  struct mbx_repl_sink *k = arg;
   k->handles_open--;
   mbx_repl_sink_maybe_free(k);
 }
@@ -727,10 +900,40 @@ int mbx_repl_sink_start(struct mbx_node *n, struct mbx_db *db)
     free(k);
     return rc;
   }
+  /* The receive log: what it holds beyond the store goes to the store first. */
+  char rxpath[4200];
+  snprintf(rxpath, sizeof(rxpath), "%s/%s.rxlog", n->db_dir, db->name);
+  struct mbx_store_repl_pos pos0;
+  mbx_store_get_repl_pos(db->store, &pos0);
+  struct mbx_repl_rxlog_recovered rec;
+  rc = mbx_repl_rxlog_open(n->loop, rxpath, pos0.received_lsn, pos0.epoch, &k->rx, &rec);
+  if (rc < 0) {
+    mbx_error("db %s: cannot open the receive log %s: %s", db->name, rxpath, mbx_strerror(rc));
+    mbx_tls_ctx_free(&k->tls);
+    free(k);
+    return rc;
+  }
   uv_timer_init(n->loop, &k->retry);
   uv_timer_init(n->loop, &k->tick);
   k->retry.data = k->tick.data = k;
-  k->handles_open = 2;
+  k->handles_open = 3;                /* retry, tick, the receive log */
+  if (rec.n) {
+    struct sink_rx_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+      mbx_repl_rxlog_recovered_free(&rec);
+    } else {
+      j->k = k;
+      j->rec = rec;
+      j->recs = rec.recs;
+      j->lens = rec.lens;
+      j->n = rec.n;
+      for (size_t i = 0; i < rec.n; i++)
+        j->bytes += rec.lens[i];
+      k->jobs++;
+      k->queued_bytes += j->bytes;
+      sink_take_queue(k, j);
+    }
+  }
   uv_timer_start(&k->tick, sink_on_tick, SINK_TICK_MS, SINK_TICK_MS);
   db->sink = k;
   /* A new copy told to seed first (copy add with a source) has nothing yet. */
@@ -769,6 +972,15 @@ void mbx_repl_sink_stop(struct mbx_db *db)
   }
   uv_close((uv_handle_t *)&k->retry, sink_on_handle_closed);
   uv_close((uv_handle_t *)&k->tick, sink_on_handle_closed);
+  /* Appends still queued are written (and acknowledged at the next start); what
+   * waits for the store stays in the receive log for the next start. */
+  mbx_repl_rxlog_close(&k->rx, sink_rx_closed, k);
+  while (k->ingest) {
+    struct sink_rx_job *j = k->ingest;
+    k->ingest = j->next;
+    sink_batch_free(j);
+  }
+  k->ingest_tail = NULL;
 }
 
 /* ---- seeding hooks (seed.c) ---------------------------------------------------------- */

@@ -14,6 +14,8 @@
 struct mbx_stream;
 struct mbx_tls_ctx;
 struct mbx_repl_seed_rx;
+struct mbx_repl_rxlog;
+struct sink_rx_job;
 
 #define MBX_REPL_LAT_RING 10000       /* receipt latencies kept for p50/p99 */
 
@@ -51,9 +53,15 @@ struct mbx_repl_sink {
   uint64_t active_last_lsn;
   int64_t last_contact_us;
   char reason[256];                   /* last transient problem (disconnect, refusal) */
+  /* receive log (rxlog.c): batches are durable there before they are acknowledged */
+  struct mbx_repl_rxlog *rx;
+  int64_t rx_time_us;                 /* time of the last record durable in it */
   /* committer jobs */
-  uint32_t jobs;                      /* exclusive jobs in flight (the sink lives until 0) */
-  size_t queued_bytes;                /* received bytes waiting for the committer */
+  uint32_t jobs;                      /* rxlog appends and exclusive jobs in flight (the sink
+                                       * lives until 0) */
+  size_t queued_bytes;                /* received bytes not yet taken by the store */
+  struct sink_rx_job *ingest, *ingest_tail; /* durable in the rxlog, waiting for the store */
+  bool ingesting;                     /* a store-taking job is in flight */
   bool paused;                        /* pull stream paused: too much waiting */
   bool replaying;                     /* a replay job is in flight */
   mbx_repl_done_fn playdown_cb;       /* play-down waiting for its replay job */

@@ -322,7 +322,6 @@ int mbx_repl_source_start(struct mbx_node *n, struct mbx_db *db)
       !(s->rec_commit_us = calloc(SRC_BATCH_RECORDS_MAX, sizeof(*s->rec_commit_us)))) {
     if (s)
       free(s->recs);
-  free(s->rec_commit_us);
     free(s);
     return MBX_ENOMEM;
   }
@@ -347,6 +346,7 @@ static void src_timer_closed(uv_handle_t *h)
 {
   struct mbx_repl_source *s = h->data;
   free(s->recs);
+  free(s->rec_commit_us);
   free(s);
 }
 

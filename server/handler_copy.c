@@ -19,6 +19,7 @@
 #include "node.h"
 #include "peer.h"
 #include "repl.h"
+#include "rxlog.h"
 #include "sink_int.h"
 
 #define REQ_PENDING MBX_REQ_PENDING
@@ -304,6 +305,9 @@ static void copy_drop_work(uv_work_t *w)
   struct copy_drop *d = w->data;
   mbx_store_close(&d->store);
   d->rc = mbx_repl_rmdir(d->dir);
+  char rx[4500];
+  snprintf(rx, sizeof(rx), "%s.rxlog", d->dir);
+  mbx_repl_rxlog_remove(rx);
 }
 
 static void copy_drop_after(uv_work_t *w, int status)
