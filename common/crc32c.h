@@ -5,4 +5,6 @@
 #include <stdint.h>
 /* crc: 0 to start, or a previous result to continue over more bytes. */
 uint32_t mbx_crc32c(uint32_t crc, const void *data, size_t len);
+/* The table-driven form, whatever the CPU has (tests compare the two). */
+uint32_t mbx_crc32c_portable(uint32_t crc, const void *data, size_t len);
 #endif
