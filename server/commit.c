@@ -154,6 +154,11 @@ static void *commit_thread(void *p)
 
 /* ---- loop thread ------------------------------------------------------------ */
 
+/* The durable time of the job whose done callback is running (mbx_committer_done_time_us). */
+static _Thread_local int64_t commit_done_us;
+
+int64_t mbx_committer_done_time_us(void) { return commit_done_us; }
+
 static void commit_run_completions(struct mbx_committer *c)
 {
   pthread_mutex_lock(&c->mu);
@@ -175,7 +180,9 @@ static void commit_run_completions(struct mbx_committer *c)
   }
   while (j) {
     struct commit_job *next = j->next;
+    commit_done_us = j->exclusive ? 0 : j->durable_us;
     j->done(j->status, j->lsn, j->arg);
+    commit_done_us = 0;
     free(j);
     j = next;
   }
@@ -238,6 +245,7 @@ static int commit_enqueue(struct mbx_committer *c, mbx_commit_run_fn run,
   j->arg = arg;
   j->status = 0;
   j->lsn = 0;
+  j->durable_us = 0;
   pthread_mutex_lock(&c->mu);
   int rc = c->stopping ? MBX_ESHUTDOWN : c->n_pending >= c->queue_max ? MBX_EBUSY : 0;
   if (rc == 0) {

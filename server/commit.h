@@ -65,6 +65,11 @@ void mbx_committer_set_on_commit(struct mbx_committer *c, mbx_commit_notify_fn f
 
 void mbx_committer_get_stats(struct mbx_committer *c, struct mbx_committer_stats *st);
 
+/* Inside a done callback (loop thread): the wall-clock time (µs) the job's batch
+ * became durable — what a push notification reports as its commit time. 0 for an
+ * exclusive job and outside done callbacks. */
+int64_t mbx_committer_done_time_us(void);
+
 /* Refuses new jobs, lets the writer commit everything queued, joins it, calls the
  * remaining done callbacks (from inside this call), and sets *c to NULL. Blocks the
  * loop for at most the last batch: meant for shutdown. The memory is released by a

@@ -10,6 +10,7 @@
 #include "handler.h"
 #include "log.h"
 #include "mbx_error.h"
+#include "notify.h"
 
 /* Room for the unpacked request (bodies are copied) and the response. */
 static size_t conn_arena_limit(const struct mbx_conn *c)
@@ -208,8 +209,10 @@ static void conn_on_close(struct mbx_stream *s, int status, void *arg)
     mbx_info("client %s: connection closed: %s", c->peer, mbx_strerror(status));
   else
     mbx_debug("client %s: connection closed", c->peer);
-  c->stream = NULL;
   c->closing = true;
+  if (c->subs)
+    mbx_notify_conn_closed(c);        /* while c->stream is set: finishing cannot free c */
+  c->stream = NULL;
   conn_maybe_free(c);
 }
 

@@ -24,6 +24,9 @@ struct mbx_conn {
   struct mbx_db *db;                  /* ROLE_USER: the mailbox's database */
   uint64_t mailbox_id;
   char address[256];
+  /* push notifications (notify.c): this connection's subscriptions */
+  struct mbx_notify_sub *subs;
+  uint32_t n_subs;
   /* flow */
   uint32_t inflight;                  /* requests received, not yet answered */
   bool paused;                        /* reading stopped (too many in flight / draining) */
@@ -54,6 +57,20 @@ struct mbx_req {
   char hash_buf[160];
   struct mbx_store *new_store;
   const char *store_error;
+  /* A write with Request.idempotency_key (handler.c): the key (borrowed from rq) and its
+   * scope; the writer sets idem_hit when the key was recorded before, and idem_reply
+   * (in arena) is then the answer. */
+  const uint8_t *idem_key;
+  size_t idem_key_len;
+  uint64_t idem_scope;
+  uint32_t idem_kind;
+  bool idem_hit, idem_mismatch;
+  const uint8_t *idem_reply;
+  size_t idem_reply_len;
+  uint64_t conflict_cn;               /* ECONFLICT (if_cn): the item's current cn */
+  /* What a successful write changed (in arena), published as notifications. */
+  struct mbx_store_change *changes;
+  size_t n_changes;
   /* a mailbox_create in flight: its addresses are reserved on the node until finish */
   struct mbx_req *creating_next;
   bool creating;

@@ -10,12 +10,14 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "commit.h"
 #include "conn.h"
 #include "handler.h"
 #include "handler_copy.h"
 #include "handler_repl.h"
 #include "log.h"
 #include "mbx_error.h"
+#include "notify.h"
 #include "passwd.h"
 
 #define REQ_PENDING MBX_REQ_PENDING
@@ -124,19 +126,193 @@ static Mbx__MailboxInfo *req_mailbox_info(struct mbx_req *r, const struct mbx_db
   return mi;
 }
 
+/* ---- reply bodies of writes --------------------------------------------------------- */
+
+static bool req_quota_warning(struct mbx_req *r, uint64_t mailbox_id);
+
+static int fill_item(struct mbx_req *r)
+{
+  Mbx__ItemResp *ir = req_pbnew(r, &mbx__item_resp__descriptor);
+  if (!ir)
+    return MBX_ENOMEM;
+  ir->item = r->out.item;
+  r->resp.body_case = MBX__RESPONSE__BODY_ITEM;
+  r->resp.item = ir;
+  return 0;
+}
+
+static int fill_folder(struct mbx_req *r)
+{
+  Mbx__FolderResp *fr = req_pbnew(r, &mbx__folder_resp__descriptor);
+  if (!fr)
+    return MBX_ENOMEM;
+  fr->folder = r->out.folder;
+  r->resp.body_case = MBX__RESPONSE__BODY_FOLDER;
+  r->resp.folder = fr;
+  return 0;
+}
+
+static int fill_count(struct mbx_req *r)
+{
+  Mbx__CountResp *cr = req_pbnew(r, &mbx__count_resp__descriptor);
+  if (!cr)
+    return MBX_ENOMEM;
+  cr->has_count = 1;
+  cr->count = r->out.count;
+  r->resp.body_case = MBX__RESPONSE__BODY_COUNT;
+  r->resp.count = cr;
+  return 0;
+}
+
+/* The writes that take an idempotency key (client.proto, Request.idempotency_key). */
+static bool req_keyed_write(Mbx__Request__BodyCase c)
+{
+  switch (c) {
+  case MBX__REQUEST__BODY_APPEND: case MBX__REQUEST__BODY_CREATE_ITEM:
+  case MBX__REQUEST__BODY_SET_FLAGS: case MBX__REQUEST__BODY_MOVE:
+  case MBX__REQUEST__BODY_COPY: case MBX__REQUEST__BODY_DELETE:
+  case MBX__REQUEST__BODY_CREATE_FOLDER: case MBX__REQUEST__BODY_UPDATE_FOLDER:
+  case MBX__REQUEST__BODY_DELETE_FOLDER: case MBX__REQUEST__BODY_EMPTY_FOLDER:
+  case MBX__REQUEST__BODY_DELIVER:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Item replies that carry the quota warning (read fresh on every answer). */
+static bool req_quota_reply(Mbx__Request__BodyCase c)
+{
+  return c == MBX__REQUEST__BODY_APPEND || c == MBX__REQUEST__BODY_CREATE_ITEM ||
+         c == MBX__REQUEST__BODY_COPY || c == MBX__REQUEST__BODY_DELIVER;
+}
+
+/* Writer thread: the body a successful keyed write answers with, as complete_* would
+ * build it (less the quota warning). */
+static int req_fill_reply(struct mbx_req *r)
+{
+  switch (r->rq->body_case) {
+  case MBX__REQUEST__BODY_CREATE_FOLDER: case MBX__REQUEST__BODY_UPDATE_FOLDER:
+    return fill_folder(r);
+  case MBX__REQUEST__BODY_DELETE_FOLDER: case MBX__REQUEST__BODY_EMPTY_FOLDER:
+  case MBX__REQUEST__BODY_DELETE:
+    return fill_count(r);
+  default:
+    return fill_item(r);
+  }
+}
+
+/* ---- idempotency keys ----------------------------------------------------------------- */
+
+/* Loop thread: takes a keyed write's key, scoped to the session's mailbox (or a
+ * deliver's recipient). */
+static int req_idem_setup(struct mbx_req *r, uint64_t scope_id, uint32_t scope_kind)
+{
+  const Mbx__Request *q = r->rq;
+  if (!q->has_idempotency_key || !req_keyed_write(q->body_case))
+    return 0;
+  if (q->idempotency_key.len == 0 || q->idempotency_key.len > MBX_STORE_IDEM_KEY_MAX)
+    return req_fail(r, MBX_EINVAL, "the idempotency key must be 1 to %d bytes, not %zu",
+                    MBX_STORE_IDEM_KEY_MAX, q->idempotency_key.len);
+  r->idem_key = q->idempotency_key.data;
+  r->idem_key_len = q->idempotency_key.len;
+  r->idem_scope = scope_id;
+  r->idem_kind = scope_kind;
+  return 0;
+}
+
+/* Writer thread, in the write's unit: 1 if the key was recorded before (idem_reply is
+ * the answer and nothing is written), 0 if not, < 0 on failure. */
+static int req_idem_lookup(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  struct mbx_store_idem rec;
+  int rc = mbx_store_idem_get(w, r->idem_scope, r->idem_kind, r->idem_key, r->idem_key_len,
+                              &r->arena, &rec);
+  if (rc == MBX_ENOTFOUND)
+    return 0;
+  if (rc < 0)
+    return rc;
+  if (rec.request != (uint32_t)r->rq->body_case) {
+    r->idem_mismatch = true;
+    return MBX_EINVAL;
+  }
+  r->idem_hit = true;
+  r->idem_reply = rec.reply;
+  r->idem_reply_len = rec.reply_len;
+  return 1;
+}
+
+/* Writer thread, after the write succeeded: records the key and the reply in the
+ * same unit (through the log). A failure here fails the write: a write whose key is
+ * not recorded could be applied twice. */
+static int req_idem_record(struct mbx_wtxn *w, struct mbx_req *r)
+{
+  int rc = req_fill_reply(r);
+  if (rc < 0)
+    return rc;
+  size_t n = mbx__response__get_packed_size(&r->resp);
+  uint8_t *buf = mbx_arena_alloc(&r->arena, n ? n : 1);
+  if (!buf)
+    return MBX_ENOMEM;
+  mbx__response__pack(&r->resp, buf);
+  return mbx_store_idem_put(w, r->idem_scope, r->idem_kind, r->idem_key, r->idem_key_len,
+                            (uint32_t)r->rq->body_case, buf, n);
+}
+
+/* Loop thread: answers a repeated keyed write with the reply recorded the first time. */
+static void req_idem_answer(struct mbx_req *r)
+{
+  Mbx__Response *first =
+      mbx__response__unpack(&r->arena.pb, r->idem_reply_len, r->idem_reply);
+  if (!first) {
+    req_fail(r, MBX_ECORRUPT, "the reply recorded with this idempotency key cannot be read");
+    return;
+  }
+  r->resp = *first;
+  r->resp.error = NULL;
+  if (r->resp.body_case == MBX__RESPONSE__BODY_ITEM && r->resp.item && r->resp.item->item &&
+      req_quota_reply(r->rq->body_case)) {
+    r->resp.item->has_quota_warning = 1;
+    r->resp.item->quota_warning = req_quota_warning(r, r->resp.item->item->mailbox_id);
+  }
+  mbx_debug("client %s: request %llu repeats an idempotency key: answered with the first "
+            "reply, nothing written", r->conn->peer, (unsigned long long)r->rq->id);
+}
+
 /* ---- writes through the group committer -------------------------------------------- */
 
+/* Writer thread, in the request's unit: the idempotency lookup, the write, the key's
+ * record, and the list of what changed (for notifications), all in one unit. */
 static int req_commit_run(struct mbx_wtxn *w, void *arg)
 {
   struct mbx_req *r = arg;
-  return r->run(w, r);
+  int rc;
+  if (r->idem_key && (rc = req_idem_lookup(w, r)) != 0)
+    return rc > 0 ? 0 : rc;
+  if ((rc = r->run(w, r)) < 0)
+    return rc;
+  if (r->idem_key && (rc = req_idem_record(w, r)) < 0)
+    return rc;
+  const struct mbx_store_change *v;
+  size_t n = mbx_store_unit_changes(w, &v);
+  if (n && (r->changes = mbx_arena_memdup(&r->arena, v, n * sizeof(*v))) != NULL)
+    r->n_changes = n;
+  return 0;
 }
 
 static void req_commit_done(int status, uint64_t lsn, void *arg)
 {
   struct mbx_req *r = arg;
   r->status = status;
-  r->complete(r);
+  if (status == 0 && r->n_changes && r->db)
+    mbx_notify_publish(req_node(r), r->db, r->changes, r->n_changes,
+                       mbx_committer_done_time_us());
+  if (status == 0 && r->idem_hit)
+    req_idem_answer(r);
+  else if (status == MBX_EINVAL && r->idem_mismatch)
+    req_fail(r, status, "this idempotency key was already used for another kind of request");
+  else
+    r->complete(r);
   mbx_req_finish(r);
 }
 
@@ -176,51 +352,30 @@ static void complete_item(struct mbx_req *r, const char *what, bool quota)
     req_store_fail(r, r->status, what);
     return;
   }
-  Mbx__ItemResp *ir = req_pbnew(r, &mbx__item_resp__descriptor);
-  if (!ir) {
+  if (fill_item(r) < 0) {
     req_fail(r, MBX_ENOMEM, "out of memory building the response");
     return;
   }
-  ir->item = r->out.item;
   if (quota && r->out.item) {
-    ir->has_quota_warning = 1;
-    ir->quota_warning = req_quota_warning(r, r->out.item->mailbox_id);
+    r->resp.item->has_quota_warning = 1;
+    r->resp.item->quota_warning = req_quota_warning(r, r->out.item->mailbox_id);
   }
-  r->resp.body_case = MBX__RESPONSE__BODY_ITEM;
-  r->resp.item = ir;
 }
 
 static void complete_folder(struct mbx_req *r, const char *what)
 {
-  if (r->status < 0) {
+  if (r->status < 0)
     req_store_fail(r, r->status, what);
-    return;
-  }
-  Mbx__FolderResp *fr = req_pbnew(r, &mbx__folder_resp__descriptor);
-  if (!fr) {
+  else if (fill_folder(r) < 0)
     req_fail(r, MBX_ENOMEM, "out of memory building the response");
-    return;
-  }
-  fr->folder = r->out.folder;
-  r->resp.body_case = MBX__RESPONSE__BODY_FOLDER;
-  r->resp.folder = fr;
 }
 
 static void complete_count(struct mbx_req *r, const char *what)
 {
-  if (r->status < 0) {
+  if (r->status < 0)
     req_store_fail(r, r->status, what);
-    return;
-  }
-  Mbx__CountResp *cr = req_pbnew(r, &mbx__count_resp__descriptor);
-  if (!cr) {
+  else if (fill_count(r) < 0)
     req_fail(r, MBX_ENOMEM, "out of memory building the response");
-    return;
-  }
-  cr->has_count = 1;
-  cr->count = r->out.count;
-  r->resp.body_case = MBX__RESPONSE__BODY_COUNT;
-  r->resp.count = cr;
 }
 
 /* ---- hello, ping, login ---------------------------------------------------------------- */
@@ -584,10 +739,31 @@ static void done_create_item(struct mbx_req *r)
     complete_item(r, req_what(r, "folder", r->rq->create_item->folder_id), true);
 }
 
+/* Writer thread: a cached client's precondition (if_cn), checked in the write's unit. */
+static int req_check_cn(struct mbx_wtxn *w, struct mbx_req *r, uint64_t item_id, bool has,
+                        uint64_t if_cn)
+{
+  return has ? mbx_store_check_cn(w, r->mailbox_id, item_id, if_cn, &r->conflict_cn) : 0;
+}
+
+/* Loop thread: the ECONFLICT answer; true if r failed that way. */
+static bool req_conflict(struct mbx_req *r, uint64_t item_id, uint64_t if_cn)
+{
+  if (r->status != MBX_ECONFLICT)
+    return false;
+  req_fail(r, MBX_ECONFLICT, "item %llu changed since cn %llu (now %llu)",
+           (unsigned long long)item_id, (unsigned long long)if_cn,
+           (unsigned long long)r->conflict_cn);
+  return true;
+}
+
 static int run_set_flags(struct mbx_wtxn *w, struct mbx_req *r)
 {
   Mbx__SetFlagsReq *q = r->rq->set_flags;
   bool cats = q->has_set_categories && q->set_categories;
+  int rc = req_check_cn(w, r, q->item_id, q->has_if_cn, q->if_cn);
+  if (rc < 0)
+    return rc;
   return mbx_store_set_flags(w, r->mailbox_id, q->item_id, q->add, q->remove,
                              cats ? (const char *const *)q->categories : NULL,
                              cats ? q->n_categories : 0, &r->arena, &r->out.item);
@@ -595,11 +771,17 @@ static int run_set_flags(struct mbx_wtxn *w, struct mbx_req *r)
 
 static void done_set_flags(struct mbx_req *r)
 {
-  complete_item(r, req_what(r, "item", r->rq->set_flags->item_id), false);
+  Mbx__SetFlagsReq *q = r->rq->set_flags;
+  if (!req_conflict(r, q->item_id, q->if_cn))
+    complete_item(r, req_what(r, "item", q->item_id), false);
 }
 
 static int run_move(struct mbx_wtxn *w, struct mbx_req *r)
 {
+  Mbx__MoveReq *q = r->rq->move;
+  int rc = req_check_cn(w, r, q->item_id, q->has_if_cn, q->if_cn);
+  if (rc < 0)
+    return rc;
   return mbx_store_move_item(w, r->mailbox_id, r->rq->move->item_id, r->rq->move->folder_id,
                              &r->arena, &r->out.item);
 }
@@ -620,7 +802,8 @@ static void done_move_copy(struct mbx_req *r, uint64_t item_id, uint64_t folder_
 
 static void done_move(struct mbx_req *r)
 {
-  done_move_copy(r, r->rq->move->item_id, r->rq->move->folder_id);
+  if (!req_conflict(r, r->rq->move->item_id, r->rq->move->if_cn))
+    done_move_copy(r, r->rq->move->item_id, r->rq->move->folder_id);
 }
 
 static void done_copy(struct mbx_req *r)
@@ -630,13 +813,18 @@ static void done_copy(struct mbx_req *r)
 
 static int run_delete(struct mbx_wtxn *w, struct mbx_req *r)
 {
+  Mbx__DeleteReq *q = r->rq->delete_;
+  int rc = req_check_cn(w, r, q->item_id, q->has_if_cn, q->if_cn);
+  if (rc < 0)
+    return rc;
   r->out.count = 1;
-  return mbx_store_delete_item(w, r->mailbox_id, r->rq->delete_->item_id, r->rq->delete_->hard);
+  return mbx_store_delete_item(w, r->mailbox_id, q->item_id, q->hard);
 }
 
 static void done_delete(struct mbx_req *r)
 {
-  complete_count(r, req_what(r, "item", r->rq->delete_->item_id));
+  if (!req_conflict(r, r->rq->delete_->item_id, r->rq->delete_->if_cn))
+    complete_count(r, req_what(r, "item", r->rq->delete_->item_id));
 }
 
 /* A message body over the limit is refused before it costs the writer anything. */
@@ -654,7 +842,10 @@ static int h_user(struct mbx_req *r)
   int rc;
   if (r->db && r->db->role != MBX_COPY_ACTIVE)
     return mbx_handler_not_active(r, r->db);
+  if ((rc = req_idem_setup(r, r->mailbox_id, MBX_STORE_IDEM_USER)) < 0)
+    return rc;
   switch (r->rq->body_case) {
+  case MBX__REQUEST__BODY_SUBSCRIBE: return mbx_notify_subscribe(r);
   case MBX__REQUEST__BODY_FOLDERS: return h_folders(r);
   case MBX__REQUEST__BODY_LIST: return h_list(r);
   case MBX__REQUEST__BODY_GET: return h_get(r);
@@ -710,6 +901,8 @@ static int h_deliver(struct mbx_req *r)
     return req_fail(r, MBX_ENOTFOUND, "no mailbox for %s", q->to);
   if (db->role != MBX_COPY_ACTIVE)
     return mbx_handler_not_active(r, db);
+  if ((rc = req_idem_setup(r, id, MBX_STORE_IDEM_TRANSPORT)) < 0)
+    return rc;
   return req_submit(r, db, run_deliver, done_deliver);
 }
 

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mbx_error.h"
 #include "node.h"
+#include "notify.h"
 #include "passwd.h"
 #include "peer.h"
 #include "repl.h"
@@ -92,6 +93,7 @@ int mbx_node_db_start_repl(struct mbx_node *n, struct mbx_db *db)
                ? MBX_COPY_PASSIVE : MBX_COPY_ACTIVE;
   if (db->role == MBX_COPY_ACTIVE)
     return mbx_repl_source_start(n, db);
+  mbx_notify_db_inactive(n, db);      /* its subscribers go to the active */
   mbx_info("db %s: passive copy, active on %s", db->name, m.active_node);
   return mbx_repl_sink_start(n, db);
 }
@@ -284,6 +286,7 @@ void mbx_node_shutdown(struct mbx_node *n)
     return;
   n->stopping = true;
   node_stop_repl_all(n);              /* ends the pulls (requests in flight) at once */
+  mbx_notify_stop(n);                 /* and the subscriptions (ESHUTDOWN) */
   uint32_t left = node_inflight(n);
   mbx_notice("%s shutting down: %zu connections, %u requests in flight", n->conf->node_name,
              n->n_conns, left);
@@ -321,6 +324,7 @@ int mbx_node_start(uv_loop_t *loop, const struct mbx_nodeconf *conf, struct mbx_
   n->store_opt.log_retain_bytes = conf->log_retain_bytes;
   n->store_opt.default_quota_warn_bytes = conf->default_quota_warn;
   n->store_opt.default_quota_prohibit_bytes = conf->default_quota_prohibit;
+  n->store_opt.idem_keep_s = conf->idempotency_keep_s;
   n->commit_opt.batch_max = (uint32_t)conf->commit_batch_max;
   n->commit_opt.queue_max = (uint32_t)conf->commit_queue_max;
   snprintf(n->db_dir, sizeof(n->db_dir), "%s/db", conf->data_dir);
@@ -345,7 +349,10 @@ int mbx_node_start(uv_loop_t *loop, const struct mbx_nodeconf *conf, struct mbx_
   n->sig_term.data = n->sig_int.data = n->drain_timer.data = n;
   uv_signal_start(&n->sig_term, node_on_signal, SIGTERM);
   uv_signal_start(&n->sig_int, node_on_signal, SIGINT);
-  if ((rc = node_listen(n, err, errsz)) < 0) {
+  if ((rc = mbx_notify_start(n)) < 0)
+    snprintf(err, errsz, "out of memory");
+  if (rc < 0 || (rc = node_listen(n, err, errsz)) < 0) {
+    mbx_notify_stop(n);
     node_stop_repl_all(n);
     for (size_t i = 0; i < n->n_dbs; i++)
       mbx_committer_stop(&n->dbs[i]->committer);

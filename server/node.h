@@ -64,6 +64,7 @@ struct mbx_node {
   char dummy_hash[160];               /* verified when a user is unknown: same timing */
   struct mbx_req *creating;           /* mailbox creations in flight (handler.c) */
   struct mbx_peer_pool *peers;        /* connections to other nodes (peer.c), made on demand */
+  struct mbx_notify *notify;          /* push notifications (notify.c); NULL once stopping */
 };
 
 /* Opens every database under conf->data_dir/db/, starts their committers, binds the

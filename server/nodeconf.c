@@ -21,7 +21,8 @@ static const char *const nodeconf_keys[] = {
   "max_frame_bytes", "max_connections", "handshake_timeout_ms", "idle_timeout_s",
   "db_map_size", "log_retain_bytes", "default_quota_warn", "default_quota_prohibit",
   "commit_batch_max", "commit_queue_max", "log_level", "repl_heartbeat_ms",
-  "repl_send_queue_max", "peer.*", NULL,
+  "repl_send_queue_max", "idempotency_keep_s", "notify_coalesce_ms",
+  "max_subscriptions_per_conn", "peer.*", NULL,
 };
 
 int mbx_nodeconf_parse_listen(const char *s, char *host_r, size_t host_size, uint16_t *port_r)
@@ -164,7 +165,12 @@ static int nodeconf_numbers(struct mbx_config *c, struct mbx_nodeconf *n)
       (rc = mbx_config_u64(c, "commit_batch_max", 0, 1024, 1, 1000000,
                            &n->commit_batch_max)) < 0 ||
       (rc = mbx_config_u64(c, "commit_queue_max", 0, 65536, 1, 10000000,
-                           &n->commit_queue_max)) < 0)
+                           &n->commit_queue_max)) < 0 ||
+      (rc = mbx_config_u64(c, "idempotency_keep_s", 0, 604800, 60, 31536000,
+                           &n->idempotency_keep_s)) < 0 ||
+      (rc = mbx_config_u64(c, "notify_coalesce_ms", 0, 5, 0, 1000, &n->notify_coalesce_ms)) < 0 ||
+      (rc = mbx_config_u64(c, "max_subscriptions_per_conn", 0, 16, 1, 1000,
+                           &n->max_subscriptions_per_conn)) < 0)
     return rc;
   return 0;
 }

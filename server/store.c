@@ -21,6 +21,8 @@
 #define STORE_DEFAULT_MAP_BYTES         (64ull << 30)
 #define STORE_DEFAULT_MAX_MESSAGE_BYTES (35ull << 20)
 #define STORE_DEFAULT_LOG_RETAIN_BYTES  (1ull << 30)
+#define STORE_DEFAULT_IDEM_KEEP_S       604800 /* 7 days */
+#define STORE_CHANGES_MAX               (1u << 20) /* noted per unit (notifications) */
 #define STORE_PREP_ARENA_LIMIT          (512u << 20)
 #define STORE_FLOOR_TRUNCATE_MAX        4096 /* records dropped for the floor per commit */
 
@@ -197,6 +199,7 @@ void mbx_store_options_default(struct mbx_store_options *opt)
   opt->map_size_bytes = STORE_DEFAULT_MAP_BYTES;
   opt->max_message_bytes = STORE_DEFAULT_MAX_MESSAGE_BYTES;
   opt->log_retain_bytes = STORE_DEFAULT_LOG_RETAIN_BYTES;
+  opt->idem_keep_s = STORE_DEFAULT_IDEM_KEEP_S;
 }
 
 static bool store_name_ok(const char *name)
@@ -215,7 +218,8 @@ static bool store_name_ok(const char *name)
 
 static const char *store_db_names[MBX__DB_COUNT] = {
     "meta",   "mailboxes",    "addresses", "folders",  "folder_names", "items",
-    "bodies", "folder_index", "changes",   "hchanges", "log",          "rlog"};
+    "bodies", "folder_index", "changes",   "hchanges", "log",          "rlog",
+    "idem",   "idem_time"};
 
 /* Opens every sub-database and creates the meta record of a new database. */
 static int store_init_dbs(struct mbx_store *s, const char **error_r)
@@ -305,6 +309,8 @@ int mbx_store_open(const char *dir, const char *name, bool create,
     s->opt.max_message_bytes = def.max_message_bytes;
   if (!s->opt.log_retain_bytes)
     s->opt.log_retain_bytes = def.log_retain_bytes;
+  if (!s->opt.idem_keep_s)
+    s->opt.idem_keep_s = def.idem_keep_s;
   s->name = strdup(name);
   s->path = malloc(strlen(dir) + strlen(name) + 2);
   int err = MBX_ENOMEM;
@@ -423,6 +429,7 @@ static void store_wtxn_free(struct mbx_wtxn *w)
   w->s->writing = false;
   mbx_buf_free(&w->ops);
   mbx_arena_reset(&w->scratch);
+  free(w->chg);
   free(w);
 }
 
@@ -549,6 +556,7 @@ int mbx_store_unit_begin(struct mbx_wtxn *w)
   w->txn = child;
   w->unit_ops_len = w->ops.len;
   w->unit_n_ops = w->n_ops;
+  w->n_chg = 0;
   return 0;
 }
 
@@ -570,7 +578,44 @@ void mbx_store_unit_end(struct mbx_wtxn *w, int status)
     w->n_ops = w->unit_n_ops;
   }
   w->txn = w->top;
+  w->n_chg = 0;
   mbx_arena_reset(&w->scratch);
+}
+
+size_t mbx_store_unit_changes(const struct mbx_wtxn *w, const struct mbx_store_change **v_r)
+{
+  *v_r = w->chg;
+  return w->txn != w->top ? w->n_chg : 0;
+}
+
+void mbx__note_change(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id, uint64_t cn)
+{
+  if (w->txn == w->top)
+    return; /* replay: nobody is told */
+  /* One entry per folder (and per hierarchy); a unit's ops usually touch the same
+   * folder in a row, so the last entry is checked first. */
+  for (size_t i = w->n_chg; i-- > 0;) {
+    struct mbx_store_change *c = &w->chg[i];
+    if (c->folder_id == folder_id && c->mailbox_id == mailbox_id) {
+      if (cn > c->cn)
+        c->cn = cn;
+      return;
+    }
+  }
+  if (w->n_chg == w->cap_chg) {
+    size_t cap = w->cap_chg ? 2 * w->cap_chg : 8;
+    struct mbx_store_change *v =
+        cap <= STORE_CHANGES_MAX ? realloc(w->chg, cap * sizeof(*v)) : NULL;
+    if (!v) {
+      mbx_warning("store %s: changes of a unit not noted (over %u or out of memory): "
+                  "a notification is missed; clients catch up when they sync",
+                  w->s->name, STORE_CHANGES_MAX);
+      return;
+    }
+    w->chg = v;
+    w->cap_chg = cap;
+  }
+  w->chg[w->n_chg++] = (struct mbx_store_change){mailbox_id, folder_id, cn};
 }
 
 /* Packs op into the record payload (as LogOps field 1), then applies the packed
@@ -608,6 +653,11 @@ static int store_emit(struct mbx_wtxn *w, const Mbx__Op *op)
   }
   w->n_ops++;
   return 0;
+}
+
+int mbx__store_emit(struct mbx_wtxn *w, const Mbx__Op *op)
+{
+  return store_emit(w, op);
 }
 
 /* ==== prepare: shared checks ================================================ */
@@ -1076,6 +1126,21 @@ int mbx_store_delete_item(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t item
 out:
   mbx_arena_reset(&a);
   return err;
+}
+
+int mbx_store_check_cn(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t item_id, uint64_t if_cn,
+                       uint64_t *cn_r)
+{
+  int err = store_writable(w);
+  if (err)
+    return err;
+  Mbx__Item *it;
+  if ((err = mbx__get_item_of(w->s, w->txn, mailbox_id, item_id, &w->scratch, &it)))
+    return err;
+  uint64_t cn = it->cn;
+  if (cn_r)
+    *cn_r = cn;
+  return cn == if_cn ? 0 : MBX_ECONFLICT;
 }
 
 /* Item ids of a folder, newest first (the folder index). */

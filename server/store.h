@@ -45,6 +45,8 @@ struct mbx_store_options {
                                          older ones are truncated (replication will refine) */
   uint64_t default_quota_warn_bytes;  /* used when a new mailbox gives none */
   uint64_t default_quota_prohibit_bytes;
+  uint64_t idem_keep_s;               /* idempotency keys are kept at least this long;
+                                         0 = 604800 (7 days) */
 };
 
 /* Fills defaults. */
@@ -84,6 +86,64 @@ void mbx_store_wtxn_abort(struct mbx_wtxn **w);
 int mbx_store_unit_begin(struct mbx_wtxn *w);
 /* status 0 keeps the unit's changes and ops; < 0 rolls them back. */
 void mbx_store_unit_end(struct mbx_wtxn *w, int status);
+
+/* What the open unit changed, for push notifications (server/notify.h): one entry per
+ * folder that took a new change number (cn = the folder's last_cn now) and one per
+ * mailbox whose folder hierarchy changed (folder_id 0, cn = the mailbox's last hcn).
+ * Recorded by apply, so exactly what the unit's ops did; nothing is recorded outside
+ * units (replay). *v_r is valid until the unit ends; the count is returned. */
+struct mbx_store_change {
+  uint64_t mailbox_id;
+  uint64_t folder_id;                 /* 0: the hierarchy */
+  uint64_t cn;
+};
+size_t mbx_store_unit_changes(const struct mbx_wtxn *w, const struct mbx_store_change **v_r);
+
+/* Precondition of a cached client's write (Request if_cn): 0 when item_id's current
+ * change number is if_cn, else MBX_ECONFLICT with *cn_r = the current one (nothing is
+ * changed). Call it in the same unit, before the write. MBX_ENOTFOUND as for writes. */
+int mbx_store_check_cn(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t item_id, uint64_t if_cn,
+                       uint64_t *cn_r);
+
+/* ---- idempotency keys (Request.idempotency_key) --------------------------------
+ * A write carrying a key runs as: mbx_store_idem_get in its unit; if found, answer
+ * with the stored reply and write nothing; else do the write and, in the same unit,
+ * mbx_store_idem_put. The record travels in the log (OpIdemKey), so every copy has
+ * the same keys and a replayed store answers a duplicate exactly as the active did;
+ * because the writer runs units one at a time, two identical requests in flight at
+ * once apply once. Keys are scoped: (scope_id, scope_kind) is the session's mailbox
+ * (MBX_STORE_IDEM_USER) or a deliver's recipient mailbox (MBX_STORE_IDEM_TRANSPORT).
+ * Each put also drops up to 64 keys older than idem_keep_s (the cutoff is carried in
+ * the op, so every copy drops the same ones). */
+#define MBX_STORE_IDEM_KEY_MAX 64
+#define MBX_STORE_IDEM_USER 0u
+#define MBX_STORE_IDEM_TRANSPORT 1u
+
+struct mbx_store_idem {
+  int64_t time_us;                    /* when the first write was made */
+  int32_t status;                     /* 0: only successes are recorded */
+  uint32_t request;                   /* the Request body field number it answered */
+  const uint8_t *reply;               /* the packed Response recorded with it */
+  size_t reply_len;
+};
+
+/* Looks the key up. 0 with *rec filled (reply copied into a), MBX_ENOTFOUND,
+ * MBX_EINVAL (key empty or longer than MBX_STORE_IDEM_KEY_MAX). Writer thread, in a
+ * unit (the lookup sees the batch's earlier units). */
+int mbx_store_idem_get(struct mbx_wtxn *w, uint64_t scope_id, uint32_t scope_kind,
+                       const uint8_t *key, size_t key_len, struct mbx_arena *a,
+                       struct mbx_store_idem *rec);
+/* Records the key with the reply through the log (an OpIdemKey). MBX_EINVAL (key
+ * length, reply over 1 MiB). Writer thread, in the write's unit. */
+int mbx_store_idem_put(struct mbx_wtxn *w, uint64_t scope_id, uint32_t scope_kind,
+                       const uint8_t *key, size_t key_len, uint32_t request,
+                       const uint8_t *reply, size_t reply_len);
+/* Read side of the same lookup (tests, tools); the reply is copied into a. */
+int mbx_store_idem_lookup(struct mbx_rtxn *r, uint64_t scope_id, uint32_t scope_kind,
+                          const uint8_t *key, size_t key_len, struct mbx_arena *a,
+                          struct mbx_store_idem *rec);
+/* Number of keys held. */
+int mbx_store_idem_count(struct mbx_rtxn *r, uint64_t *n_r);
 
 struct mbx_mailbox_spec {
   const char *address;

@@ -144,6 +144,7 @@ static int apply_create_mailbox(struct mbx_wtxn *w, const Mbx__OpCreateMailbox *
   mb->has_used_bytes = mb->has_item_count = mb->has_last_hcn = true;
   mb->used_bytes = mb->item_count = 0;
   mb->last_hcn = last_hcn;
+  mbx__note_change(w, mb->id, 0, last_hcn);
   if ((err = apply_put_id(s, w->txn, MBX__DB_MAILBOXES, mb->id, &mb->base)))
     return err;
   return apply_next_id(w, max_id);
@@ -195,6 +196,7 @@ static int apply_put_folder(struct mbx_wtxn *w, const Mbx__OpPutFolder *op)
   mb->has_last_hcn = true;
   if ((err = apply_put_id(s, w->txn, MBX__DB_MAILBOXES, mb->id, &mb->base)))
     return err;
+  mbx__note_change(w, mb->id, 0, mb->last_hcn);
   return apply_next_id(w, f->id);
 }
 
@@ -262,6 +264,7 @@ static int apply_delete_folder(struct mbx_wtxn *w, const Mbx__OpDeleteFolder *op
     return err;
   mb->last_hcn = apply_max(mb->last_hcn, op->hcn);
   mb->has_last_hcn = true;
+  mbx__note_change(w, mb->id, 0, mb->last_hcn);
   return apply_put_id(s, w->txn, MBX__DB_MAILBOXES, mb->id, &mb->base);
 }
 
@@ -359,6 +362,7 @@ static int apply_put_item(struct mbx_wtxn *w, const Mbx__OpPutItem *op)
           return err;
         of->last_cn = apply_max(of->last_cn, op->tombstone_cn);
         of->has_last_cn = true;
+        mbx__note_change(w, it->mailbox_id, of->id, of->last_cn);
       }
       if ((err = apply_put_id(s, w->txn, MBX__DB_FOLDERS, of->id, &of->base)))
         return err;
@@ -369,6 +373,7 @@ static int apply_put_item(struct mbx_wtxn *w, const Mbx__OpPutItem *op)
   apply_count(nf, mb, it, +1);
   nf->last_cn = apply_max(nf->last_cn, it->cn);
   nf->has_last_cn = true;
+  mbx__note_change(w, it->mailbox_id, nf->id, nf->last_cn);
   if ((err = apply_index(w, it, true)) ||
       (err = apply_put_change(s, w->txn, MBX__DB_CHANGES, nf->id, it->cn, it->id, false)) ||
       (err = apply_body(w, op)) ||
@@ -396,6 +401,7 @@ static int apply_delete_item(struct mbx_wtxn *w, const Mbx__OpDeleteItem *op)
   apply_count(f, mb, it, -1);
   f->last_cn = apply_max(f->last_cn, op->tombstone_cn);
   f->has_last_cn = true;
+  mbx__note_change(w, op->mailbox_id, f->id, f->last_cn);
   uint8_t k[8];
   mbx_put_be64(k, it->id);
   if ((err = apply_index(w, it, false)) ||
@@ -428,6 +434,88 @@ static int apply_set_copies(struct mbx_wtxn *w, const Mbx__OpSetCopies *op)
                       NULL);
 }
 
+/* ==== idempotency keys ====================================================== */
+
+#define APPLY_IDEM_PRUNE_MAX 64 /* expired keys dropped per recorded key */
+
+static void apply_idem_time_key(uint8_t *k, int64_t time_us)
+{
+  mbx_put_be64(k, (uint64_t)time_us ^ (1ull << 63)); /* signed times sort as unsigned */
+}
+
+/* Drops keys recorded before `before_us`, oldest first, at most APPLY_IDEM_PRUNE_MAX:
+ * keys only arrive with writes that carry one, so the table stays bounded by what
+ * was recorded within idempotency_keep_s plus what the last pruning steps left. */
+static int apply_idem_prune(struct mbx_wtxn *w, int64_t before_us)
+{
+  struct mbx_store *s = w->s;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(w->txn, s->dbi[MBX__DB_IDEM_TIME], &c);
+  if (rc)
+    return mbx__store_mdb_err(s, rc, "cursor");
+  uint8_t limit[8];
+  apply_idem_time_key(limit, before_us);
+  int err = 0;
+  for (int n = 0; n < APPLY_IDEM_PRUNE_MAX && !err; n++) {
+    MDB_val k, v;
+    if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)))
+      break;
+    if (k.mv_size <= 8 || memcmp(k.mv_data, limit, 8) >= 0)
+      break;
+    /* The idem key is the time key without its first 8 bytes. */
+    uint8_t ik[9 + MBX_STORE_IDEM_KEY_MAX];
+    size_t iklen = k.mv_size - 8;
+    if (iklen > sizeof(ik)) {
+      err = apply_corrupt(w, "idem time key too long", 0);
+      break;
+    }
+    memcpy(ik, (uint8_t *)k.mv_data + 8, iklen);
+    if ((rc = mdb_cursor_del(c, 0))) {
+      err = mbx__store_mdb_err(s, rc, "idem prune");
+      break;
+    }
+    err = apply_del(s, w->txn, MBX__DB_IDEM, ik, iklen);
+  }
+  mdb_cursor_close(c);
+  if (!err && rc && rc != MDB_NOTFOUND)
+    err = mbx__store_mdb_err(s, rc, "idem prune");
+  return err;
+}
+
+static int apply_idem_key(struct mbx_wtxn *w, const Mbx__OpIdemKey *op)
+{
+  struct mbx_store *s = w->s;
+  if (!op->record || op->key.len == 0 || op->key.len > MBX_STORE_IDEM_KEY_MAX)
+    return apply_corrupt(w, "bad idempotency key record", op->scope_id);
+  uint8_t k[9 + MBX_STORE_IDEM_KEY_MAX], tk[8 + 9 + MBX_STORE_IDEM_KEY_MAX];
+  size_t klen = mbx__idem_key(k, op->scope_id, op->scope_kind, op->key.data, op->key.len);
+  /* A key recorded again (only after it expired and a lookup missed it) replaces the
+   * old record: its time index entry goes first. */
+  MDB_val kv = mbx__val(k, klen), old;
+  int rc = mdb_get(w->txn, s->dbi[MBX__DB_IDEM], &kv, &old);
+  int err;
+  if (rc == 0) {
+    Mbx__IdemRecord *o =
+        mbx__idem_record__unpack(&w->scratch.pb, old.mv_size, (const uint8_t *)old.mv_data);
+    if (!o)
+      return apply_corrupt(w, "idempotency record does not unpack", op->scope_id);
+    apply_idem_time_key(tk, o->time_us);
+    memcpy(tk + 8, k, klen);
+    if ((err = apply_del(s, w->txn, MBX__DB_IDEM_TIME, tk, 8 + klen)))
+      return err;
+  } else if (rc != MDB_NOTFOUND) {
+    return mbx__store_mdb_err(s, rc, "get idem");
+  }
+  apply_idem_time_key(tk, op->record->time_us);
+  memcpy(tk + 8, k, klen);
+  MDB_val tkv = mbx__val(tk, 8 + klen), ev = mbx__val("", 0);
+  if ((err = mbx__put_msg(s, w->txn, MBX__DB_IDEM, k, klen, &op->record->base, NULL)) ||
+      (err = mbx__store_mdb_err(s, mdb_put(w->txn, s->dbi[MBX__DB_IDEM_TIME], &tkv, &ev, 0),
+                                "put idem time")))
+    return err;
+  return op->has_prune_before_us ? apply_idem_prune(w, op->prune_before_us) : 0;
+}
+
 int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op)
 {
   switch (op->op_case) {
@@ -445,6 +533,8 @@ int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op)
     return apply_delete_item(w, op->delete_item);
   case MBX__OP__OP_SET_COPIES:
     return apply_set_copies(w, op->set_copies);
+  case MBX__OP__OP_IDEM_KEY:
+    return apply_idem_key(w, op->idem_key);
   default:
     return apply_corrupt(w, "unknown op", (uint64_t)op->op_case);
   }

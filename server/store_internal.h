@@ -28,6 +28,8 @@
  *   log           lsn                             → encoded record
  *   rlog          lsn                             → encoded record received, not yet
  *                                                   replayed (passive, lagged copy)
+ *   idem          scope id, scope kind (1 byte), key → IdemRecord (idempotency keys)
+ *   idem_time     time_us', scope id, kind, key   → empty (oldest first, for pruning)
  * Replication keys in meta (never part of the digest): "copies" → packed CopyLayout
  * (written by apply of OpSetCopies, so it replicates); "copy_meta" → this copy's own
  * mbx_store_copy_meta (local only: written outside the log, reset after a seed). */
@@ -44,6 +46,8 @@ enum mbx__db {
   MBX__DB_HCHANGES,
   MBX__DB_LOG,
   MBX__DB_RLOG,
+  MBX__DB_IDEM,
+  MBX__DB_IDEM_TIME,
   MBX__DB_COUNT
 };
 
@@ -78,6 +82,9 @@ struct mbx_wtxn {
   size_t n_ops;
   size_t unit_ops_len, unit_n_ops; /* rollback point of the open unit */
   struct mbx_arena scratch;        /* apply's temporaries; reset after each unit */
+  /* What the open unit changed (mbx_store_unit_changes), filled by apply. */
+  struct mbx_store_change *chg;
+  size_t n_chg, cap_chg;
 };
 
 struct mbx_rtxn {
@@ -132,6 +139,19 @@ void mbx__index_key(uint8_t *k, uint64_t folder_id, int64_t received_us, uint64_
 /* Apply (store_apply.c): performs one op in w's current txn and maintains every
  * derived record. Deterministic; used both by the write path and by replay. */
 int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op);
+
+/* Notes a folder's new last_cn (folder_id 0: the mailbox's new last hcn) for
+ * mbx_store_unit_changes. Only inside a unit; never fails (a change that cannot be
+ * noted costs a notification, not data). */
+void mbx__note_change(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id, uint64_t cn);
+
+/* Packs op into the unit's log payload and applies it (store.c): every prepare ends
+ * here. */
+int mbx__store_emit(struct mbx_wtxn *w, const Mbx__Op *op);
+
+/* idem key (scope id, kind byte, key); returns its length. k: 9 + MBX_STORE_IDEM_KEY_MAX. */
+size_t mbx__idem_key(uint8_t *k, uint64_t scope_id, uint32_t scope_kind, const uint8_t *key,
+                     size_t key_len);
 
 /* Applies one verified record (rec decoded from data/len) in w's top txn: its ops,
  * the log append and the epoch. Shared by mbx_store_apply_record and the passive's

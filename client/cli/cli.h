@@ -109,4 +109,20 @@ void mbxcli_format_progress(uint64_t done, uint64_t total, uint64_t elapsed_us, 
 void mbxcli_print_copy_status(FILE *f, Mbx__CopyStatus *const *copies, size_t n,
                               int64_t now_us);
 
+/* ---- watch.c ---- */
+
+struct mbxcli_watch_args {
+  const char *const *folders;       /* FOLDER arguments (paths or ids); none: every folder */
+  size_t n_folders;
+  bool hierarchy;                   /* also folder creations, renames, moves, deletions */
+  bool json;                        /* one JSON Notification per line */
+  const char *count, *timeout;      /* as typed; NULL when not given */
+};
+/* `mbx watch` on a logged-in blocking connection: subscribes and prints one line per
+ * notification (keepalives are not shown) until --count changes, --timeout seconds
+ * (an error if --count was not reached) or the end of the subscription. Prints its
+ * own one-line errors; returns the exit code (0, 1 refused, 2 usage, 3 connection).
+ * The subscription stays open until the caller closes conn. */
+int mbxcli_watch(mbxc_conn *conn, const struct mbxcli_watch_args *a);
+
 #endif

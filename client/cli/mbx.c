@@ -1227,6 +1227,16 @@ static int cmd_ping(struct ctx *x)
   return ex;
 }
 
+/* watch.c does the work; this only hands it the parsed arguments. */
+static int cmd_watch(struct ctx *x)
+{
+  struct mbxcli_watch_args a = {
+    .folders = x->pos, .n_folders = (size_t)x->npos, .hierarchy = flag(x, "hierarchy"),
+    .json = x->json, .count = opt(x, "count"), .timeout = opt(x, "timeout"),
+  };
+  return mbxcli_watch(x->conn, &a);
+}
+
 /* ======================================================================== */
 /* command table and help                                                   */
 /* ======================================================================== */
@@ -1268,6 +1278,10 @@ static const struct cmd cmds[] = {
     "Changes in a folder since TOKEN: + added, ~ changed, - deleted, then the new state." },
   { { "sync-folders" }, AUTH_USER, 0, 0, { O("state") }, cmd_sync_folders,
     "sync-folders [--state TOKEN]", "Changes to the folder hierarchy since TOKEN." },
+  { { "watch" }, AUTH_USER, 0, MAX_POS, { F("hierarchy"), O("count"), O("timeout") }, cmd_watch,
+    "watch [FOLDER]... [--hierarchy] [--count N] [--timeout S]",
+    "Print a line per change pushed by the server (no FOLDER: every folder): folder and its "
+    "change number, --hierarchy adds folder tree changes; stop after N changes or S seconds." },
   { { "event", "add" }, AUTH_USER, 0, 0,
     { O("subject"), O("start"), O("end"), O("tz"), O("location"), O("attendee"), O("rrule"),
       O("reminder"), O("folder") }, cmd_event_add,

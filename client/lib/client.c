@@ -105,11 +105,22 @@ int mbxc__pending_take(struct mbxc__pending *p, uint64_t id, mbxc_reply_cb *cb_r
   return MBX_ENOTFOUND;
 }
 
-/* Removes the oldest call if it is due at now_us (or unconditionally if force). */
+/* The oldest call that has a deadline (MBXC__NO_DEADLINE calls are skipped: the
+ * others are still in deadline order among themselves). */
+static struct mbxc__call *pending_first_timed(const struct mbxc__pending *p)
+{
+  struct mbxc__call *c = p->head;
+  while (c && c->deadline_us == MBXC__NO_DEADLINE)
+    c = c->next;
+  return c;
+}
+
+/* Removes the oldest timed call if it is due at now_us, or (force) the oldest call
+ * of any kind. */
 int mbxc__pending_take_expired(struct mbxc__pending *p, uint64_t now_us, bool force,
                                mbxc_reply_cb *cb_r, void **arg_r)
 {
-  struct mbxc__call *c = p->head;
+  struct mbxc__call *c = force ? p->head : pending_first_timed(p);
   if (!c || (!force && c->deadline_us > now_us))
     return MBX_ENOTFOUND;
   pending_unlink(p, c);
@@ -121,7 +132,8 @@ int mbxc__pending_take_expired(struct mbxc__pending *p, uint64_t now_us, bool fo
 
 uint64_t mbxc__pending_next_deadline(const struct mbxc__pending *p)
 {
-  return p->head ? p->head->deadline_us : 0;
+  const struct mbxc__call *c = pending_first_timed(p);
+  return c ? c->deadline_us : 0;
 }
 
 /* ======================================================================== */
@@ -512,6 +524,7 @@ static void note_redirect(mbxc_conn *c, const Mbx__Error *e)
 struct stream_call {
   mbxc_stream_cb cb;
   void *arg;
+  bool no_timeout;                  /* a subscription: waits for its next response forever */
 };
 
 static void stream_final(mbxc_conn *c, int status, const Mbx__Response *resp, void *arg)
@@ -536,7 +549,8 @@ static void stream_deliver(mbxc_conn *c, Mbx__Response *resp, struct stream_call
     /* closed from inside the callback: the stream ends here, once */
     stream_final(c, MBX_ECLOSED, NULL, sc);
   } else {
-    uint64_t deadline = mbx_mono_us() + (uint64_t)c->request_timeout_ms * 1000;
+    uint64_t deadline = sc->no_timeout ? MBXC__NO_DEADLINE
+                                       : mbx_mono_us() + (uint64_t)c->request_timeout_ms * 1000;
     if (mbxc__pending_readd(&c->pending, id, deadline, stream_final, sc) < 0)
       stream_final(c, MBX_ENOMEM, NULL, sc);
   }
@@ -817,7 +831,9 @@ int mbxc_connect(uv_loop_t *loop, const struct mbxc_options *opts, mbxc_connect_
   return 0;
 }
 
-int mbxc_call(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg)
+/* mbxc_call with a deadline (MBXC__NO_DEADLINE: none). */
+static int call_until(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg,
+                      uint64_t deadline)
 {
   if (!c || !req || !cb)
     return MBX_EINVAL;
@@ -826,7 +842,6 @@ int mbxc_call(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg)
   if (c->state != CS_READY)
     return MBX_EINVAL;
   uint64_t id;
-  uint64_t deadline = mbx_mono_us() + (uint64_t)c->request_timeout_ms * 1000;
   int rc = mbxc__pending_add(&c->pending, deadline, cb, arg, &id);
   if (rc < 0)
     return rc;
@@ -845,24 +860,45 @@ int mbxc_call(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg)
     conn_set_error(c, rc, "request not sent: %s", mbx_strerror(rc));
     return rc;
   }
-  if (c->pending.count == 1)
+  /* The timer follows the oldest timed call: arm it when this call is that one. */
+  if (deadline != MBXC__NO_DEADLINE && mbxc__pending_next_deadline(&c->pending) == deadline)
     arm_request_timer(c);
   return 0;
 }
 
-int mbxc_call_stream(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg)
+int mbxc_call(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg)
 {
-  if (!cb)
+  uint64_t deadline = mbx_mono_us() + (uint64_t)(c ? c->request_timeout_ms : 0) * 1000;
+  return call_until(c, req, cb, arg, deadline);
+}
+
+int mbxc__call_stream_opts(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg,
+                           bool no_timeout)
+{
+  if (!cb || !c)
     return MBX_EINVAL;
   struct stream_call *sc = malloc(sizeof(*sc));
   if (!sc)
     return MBX_ENOMEM;
   sc->cb = cb;
   sc->arg = arg;
-  int rc = mbxc_call(c, req, stream_final, sc);
+  sc->no_timeout = no_timeout;
+  uint64_t deadline = no_timeout ? MBXC__NO_DEADLINE
+                                 : mbx_mono_us() + (uint64_t)c->request_timeout_ms * 1000;
+  int rc = call_until(c, req, stream_final, sc, deadline);
   if (rc < 0)
     free(sc);
   return rc;
+}
+
+int mbxc_call_stream(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg)
+{
+  return mbxc__call_stream_opts(c, req, cb, arg, false);
+}
+
+bool mbxc__in_flight(const mbxc_conn *c)
+{
+  return c->state == CS_READY && !c->closing && c->pending.count > 0;
 }
 
 /* ======================================================================== */

@@ -7,8 +7,12 @@
 
 struct mbxc__call;
 
+/* The deadline of a call that never times out (a subscription: mbxc_subscribe). */
+#define MBXC__NO_DEADLINE UINT64_MAX
+
 /* In-flight calls, oldest first. All calls share one timeout, so send order is
- * deadline order and one timer on the head suffices. */
+ * deadline order and one timer on the oldest timed call suffices; calls without a
+ * deadline (MBXC__NO_DEADLINE) sit among them and are skipped by the timer. */
 struct mbxc__pending {
   struct mbxc__call *head, *tail;
   size_t count;
@@ -28,6 +32,14 @@ uint64_t mbxc__pending_next_deadline(const struct mbxc__pending *p);
 
 int mbxc__parse_servers(const char *list, char **hosts, uint16_t *ports, size_t max,
                         size_t *n_r);
+
+/* mbxc_call_stream with a flag: no_timeout makes the stream wait for each next
+ * response without a deadline (subscriptions, whose server sends keepalives); it
+ * still ends with MBX_ECLOSED when the connection goes. */
+int mbxc__call_stream_opts(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg,
+                           bool no_timeout);
+/* True while the connection is up with calls (or streams) in flight. */
+bool mbxc__in_flight(const mbxc_conn *c);
 
 uv_loop_t *mbxc__loop(mbxc_conn *c);
 void mbxc__set_own_loop(mbxc_conn *c);

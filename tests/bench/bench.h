@@ -66,6 +66,7 @@ struct bench_slot {
   uint64_t sent_ns;
   uint32_t kind;                      /* caller's tag (operation type) */
   uint64_t arg;                       /* caller's value (e.g. item id) */
+  bool stream;                        /* stays open for more responses (subscriptions) */
 };
 
 struct bench_conn {
@@ -106,6 +107,9 @@ void bench_conns_close(struct bench_ctx *ctx, struct bench_conn ***conns, unsign
 /* Sends req (its id is set here) in a free pipeline slot. 0, MBX_EBUSY (no free
  * slot), MBX_ECLOSED, MBX_ENOMEM. */
 int bench_conn_send(struct bench_conn *c, Mbx__Request *req, uint32_t kind, uint64_t arg);
+/* The same for a request answered by a stream of responses (a SubscribeReq): its slot
+ * stays taken, and every response goes to on_resp, until one carries an error. */
+int bench_conn_send_stream(struct bench_conn *c, Mbx__Request *req, uint32_t kind, uint64_t arg);
 
 /* Setup calls (not timed): sends req on each connection that has one (reqs[i] may
  * be NULL) and runs the loop until all answered or timeout. Afterwards

@@ -45,8 +45,10 @@ static void conn_on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len
     return;
   }
   uint64_t sent = c->slots[slot].sent_ns;
-  c->slots[slot].id = 0;
-  c->outstanding--;
+  if (!c->slots[slot].stream || resp->error) {
+    c->slots[slot].id = 0;
+    c->outstanding--;
+  }
   if (c->on_resp) {
     c->on_resp(c, (int)slot, resp, sent, now);
     mbx__response__free_unpacked(resp, alloc);
@@ -211,7 +213,21 @@ void bench_conns_close(struct bench_ctx *ctx, struct bench_conn ***connsp, unsig
 
 /* ---- requests ------------------------------------------------------------------ */
 
+static int conn_send(struct bench_conn *c, Mbx__Request *req, uint32_t kind, uint64_t arg,
+                     bool stream);
+
 int bench_conn_send(struct bench_conn *c, Mbx__Request *req, uint32_t kind, uint64_t arg)
+{
+  return conn_send(c, req, kind, arg, false);
+}
+
+int bench_conn_send_stream(struct bench_conn *c, Mbx__Request *req, uint32_t kind, uint64_t arg)
+{
+  return conn_send(c, req, kind, arg, true);
+}
+
+static int conn_send(struct bench_conn *c, Mbx__Request *req, uint32_t kind, uint64_t arg,
+                     bool stream)
 {
   if (!c->s || c->closed)
     return MBX_ECLOSED;
@@ -236,7 +252,8 @@ int bench_conn_send(struct bench_conn *c, Mbx__Request *req, uint32_t kind, uint
   int rc = mbx_stream_send(c->s, c->pack_buf, len);
   if (rc < 0)
     return rc;
-  c->slots[slot] = (struct bench_slot){.id = req->id, .sent_ns = now, .kind = kind, .arg = arg};
+  c->slots[slot] =
+      (struct bench_slot){.id = req->id, .sent_ns = now, .kind = kind, .arg = arg, .stream = stream};
   c->outstanding++;
   return 0;
 }

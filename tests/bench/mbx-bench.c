@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "clock.h"
 #include "log.h"
 #include "mbx_error.h"
 
@@ -17,7 +18,7 @@
 #define BENCH_MAX_ADDRS 4096
 #define SETUP_TIMEOUT_MS 60000
 
-enum bench_mode { MODE_DELIVER, MODE_MIXED, MODE_SYNC, MODE_SELFTEST };
+enum bench_mode { MODE_DELIVER, MODE_MIXED, MODE_SYNC, MODE_NOTIFY, MODE_SELFTEST };
 
 struct bench_opts {
   enum bench_mode mode;
@@ -29,7 +30,8 @@ struct bench_opts {
   unsigned changes, rounds;
   uint32_t timeout_s;
   uint64_t rate;                      /* deliver: messages/s over all connections, 0 = max */
-  bool json, size_given, messages_given;
+  unsigned subscribers;               /* notify: subscribed user connections */
+  bool json, size_given, messages_given, clients_given, rate_given, seconds_given;
   char *to_list;                      /* --to, comma separated (owned copy) */
   const char *addrs[BENCH_MAX_ADDRS];
   unsigned naddrs;
@@ -348,6 +350,9 @@ struct deliver_conn {
 };
 
 static struct deliver_run drun;       /* static: the histogram is 60 KiB */
+/* notify mode: told of every successful delivery (to: index into the recipients). */
+static void (*deliver_hook)(uint64_t to, const Mbx__Response *resp, uint64_t sent_ns,
+                            uint64_t now_ns);
 static uv_timer_t rate_timer;         /* --rate: re-offers sends every millisecond */
 
 /* --rate: sends allowed so far = rate × elapsed time (a steady open-loop-ish load:
@@ -371,7 +376,7 @@ static void deliver_issue(struct bench_conn *c)
       return;
     msg_stamp(&dc->msg, r->issued);
     dc->dreq.to = (char *)r->to[r->issued % r->nto];
-    if (bench_conn_send(c, &dc->req, 0, 0) < 0)
+    if (bench_conn_send(c, &dc->req, 0, r->issued % r->nto) < 0)
       return;
     r->issued++;
   }
@@ -382,7 +387,6 @@ static void deliver_on_resp(struct bench_conn *c, int slot, const Mbx__Response 
 {
   struct deliver_conn *dc = c->user;
   struct deliver_run *r = dc->run;
-  (void)slot;
   bench_hist_add(&r->hist, now_ns - sent_ns);
   r->last_ns = now_ns;
   if (resp->error) {
@@ -391,6 +395,8 @@ static void deliver_on_resp(struct bench_conn *c, int slot, const Mbx__Response 
   } else {
     r->ok++;
     r->bytes += dc->msg.len;
+    if (deliver_hook)
+      deliver_hook(c->slots[slot].arg, resp, sent_ns, now_ns);
   }
   deliver_issue(c);
 }
@@ -1224,12 +1230,272 @@ static int mode_sync(void)
   return sf.verify_failures ? MBX_EPROTO : 0;
 }
 
+/* ==== notify mode ======================================================================= */
+
+/* Push notification latency: --subscribers user connections each subscribe to the
+ * Inbox of one bench mailbox (subscriber i → mailbox i mod K; --mailboxes 1 puts them
+ * all on one), while --clients transport connections deliver to those mailboxes at
+ * --rate messages/s. Two figures: commit → notified (Notification.commit_time_us to
+ * its arrival, same host clock) over every notification, and deliver sent →
+ * notified over every delivery (timed on the first subscriber of its mailbox, by the
+ * Inbox cn the deliver's answer names). */
+
+#define NOTIFY_PEND_MAX 8192
+#define NOTIFY_RING 512
+
+struct notify_mbox {
+  uint64_t notified_cn;               /* highest Inbox cn its first subscriber was told */
+  struct { uint64_t cn, ns; } ring[NOTIFY_RING];  /* that subscriber's recent notifications */
+  unsigned ring_head, ring_n;
+  struct { uint64_t cn, sent_ns; } *pend;         /* delivered, not yet notified */
+  unsigned npend;
+};
+
+struct notify_sub {
+  unsigned mbox;
+  uint64_t inbox;
+  bool primary, subscribed;
+  Mbx__Request req;
+  Mbx__SubscribeReq sreq;
+};
+
+struct notify_run {
+  struct bench_hist from_commit, from_send;
+  uint64_t notes, keepalives, deliveries, missed, late, errors;
+  struct notify_mbox *mb;
+  unsigned nmb;
+  struct notify_sub *subs;
+  unsigned nsubs;
+};
+
+static struct notify_run nrun;
+
+/* The first subscriber of mailbox m was told of Inbox cn `cn` at now_ns. */
+static void notify_told(struct notify_mbox *m, uint64_t cn, uint64_t now_ns)
+{
+  unsigned at = (m->ring_head + m->ring_n) % NOTIFY_RING;
+  if (m->ring_n == NOTIFY_RING)
+    m->ring_head = (m->ring_head + 1) % NOTIFY_RING;
+  else
+    m->ring_n++;
+  m->ring[at].cn = cn;
+  m->ring[at].ns = now_ns;
+  for (unsigned i = 0; i < m->npend;) {
+    if (m->pend[i].cn <= cn) {
+      bench_hist_add(&nrun.from_send, now_ns - m->pend[i].sent_ns);
+      m->pend[i] = m->pend[--m->npend];
+    } else {
+      i++;
+    }
+  }
+  if (cn > m->notified_cn)
+    m->notified_cn = cn;
+}
+
+static void notify_on_deliver(uint64_t to, const Mbx__Response *resp, uint64_t sent_ns,
+                              uint64_t now_ns)
+{
+  if (to >= nrun.nmb || resp->body_case != MBX__RESPONSE__BODY_ITEM || !resp->item->item)
+    return;
+  struct notify_mbox *m = &nrun.mb[to];
+  uint64_t cn = resp->item->item->cn;
+  nrun.deliveries++;
+  if (cn <= m->notified_cn) {
+    /* told before the answer came: the first notification that covered it */
+    for (unsigned i = 0; i < m->ring_n; i++) {
+      unsigned k = (m->ring_head + i) % NOTIFY_RING;
+      if (m->ring[k].cn >= cn) {
+        bench_hist_add(&nrun.from_send, m->ring[k].ns > sent_ns ? m->ring[k].ns - sent_ns : 0);
+        return;
+      }
+    }
+    bench_hist_add(&nrun.from_send, now_ns - sent_ns); /* forgotten: an upper bound */
+    return;
+  }
+  if (m->npend == NOTIFY_PEND_MAX) {
+    nrun.late++;
+    return;
+  }
+  m->pend[m->npend].cn = cn;
+  m->pend[m->npend++].sent_ns = sent_ns;
+}
+
+static void notify_on_resp(struct bench_conn *c, int slot, const Mbx__Response *resp,
+                           uint64_t sent_ns, uint64_t now_ns)
+{
+  struct notify_sub *ns = c->user;
+  (void)slot, (void)sent_ns;
+  const Mbx__Notification *no = resp->notification;
+  if (resp->error || !no) {
+    nrun.errors++;
+    note_error(resp);
+    return;
+  }
+  uint64_t cn = 0;
+  for (size_t i = 0; i < no->n_folders; i++)
+    if (no->folders[i]->folder_id == ns->inbox)
+      cn = no->folders[i]->last_cn;
+  if (no->subscribed) {
+    ns->subscribed = true;
+    if (ns->primary)
+      nrun.mb[ns->mbox].notified_cn = cn;
+    return;
+  }
+  if (!no->n_folders && !no->hierarchy_changed) {
+    nrun.keepalives++;
+    return;
+  }
+  nrun.notes++;
+  if (no->has_commit_time_us) {
+    int64_t d = mbx_now_us() - no->commit_time_us;
+    bench_hist_add(&nrun.from_commit, d > 0 ? (uint64_t)d * 1000 : 0);
+  }
+  if (ns->primary && cn)
+    notify_told(&nrun.mb[ns->mbox], cn, now_ns);
+}
+
+static bool notify_all_subscribed(void *arg)
+{
+  struct bench_conn **conns = arg;
+  for (unsigned i = 0; i < nrun.nsubs; i++)
+    if (!nrun.subs[i].subscribed && !conns[i]->closed && conns[i]->outstanding)
+      return false;
+  return true;
+}
+
+static bool notify_caught_up(void *arg)
+{
+  (void)arg;
+  for (unsigned i = 0; i < nrun.nmb; i++)
+    if (nrun.mb[i].npend)
+      return false;
+  return true;
+}
+
+/* Subscribes every connection to its mailbox's Inbox and waits for the answers. */
+static int notify_subscribe_all(struct bench_conn **conns, unsigned n)
+{
+  for (unsigned i = 0; i < n; i++) {
+    struct notify_sub *ns = &nrun.subs[i];
+    int rc = find_inbox(conns[i], &ns->inbox, NULL);
+    if (rc < 0)
+      return rc;
+    mbx__request__init(&ns->req);
+    mbx__subscribe_req__init(&ns->sreq);
+    ns->sreq.folder_ids = &ns->inbox;
+    ns->sreq.n_folder_ids = 1;
+    ns->req.body_case = MBX__REQUEST__BODY_SUBSCRIBE;
+    ns->req.subscribe = &ns->sreq;
+    conns[i]->user = ns;
+    conns[i]->on_resp = notify_on_resp;
+    if ((rc = bench_conn_send_stream(conns[i], &ns->req, 0, 0)) < 0)
+      return rc;
+  }
+  if (bench_run_until(&ctx, notify_all_subscribed, conns,
+                      bench_now_ns() + SETUP_TIMEOUT_MS * 1000000ull) < 0)
+    return MBX_ETIMEDOUT;
+  for (unsigned i = 0; i < n; i++)
+    if (!nrun.subs[i].subscribed) {
+      fprintf(stderr, "mbx-bench: subscription %u refused: %s\n", i, first_error);
+      return MBX_EPROTO;
+    }
+  return 0;
+}
+
+static void notify_report(unsigned nto, double secs)
+{
+  struct notify_run *r = &nrun;
+  if (opts.json) {
+    printf("{\"mode\":\"notify\",\"subscribers\":%u,\"mailboxes\":%u,\"clients\":%u,"
+           "\"rate\":%" PRIu64 ",\"size\":%u,\"seconds\":%.3f,\"deliveries\":%" PRIu64
+           ",\"notifications\":%" PRIu64 ",\"keepalives\":%" PRIu64 ",\"missed\":%" PRIu64
+           ",\"errors\":%" PRIu64,
+           r->nsubs, nto, opts.clients, opts.rate, opts.size, secs, r->deliveries, r->notes,
+           r->keepalives, r->missed, r->errors + drun.errors);
+    print_latency_json("commit_", &r->from_commit);
+    print_latency_json("send_", &r->from_send);
+    printf("}\n");
+    return;
+  }
+  printf("notify: %u subscribers on %u mailboxes; %u transport connections at %" PRIu64
+         " msgs/s, %u-byte messages, %.1f s\n",
+         r->nsubs, nto, opts.clients, opts.rate, opts.size, secs);
+  printf("  deliveries %" PRIu64 ", notifications %" PRIu64 " (+%" PRIu64
+         " keepalives), missed %" PRIu64 ", errors %" PRIu64 "\n",
+         r->deliveries, r->notes, r->keepalives, r->missed, r->errors + drun.errors);
+  printf("  latency to arrival: from the commit (commit_time_us), from the deliver sent\n");
+  print_latency_text("commit", &r->from_commit);
+  print_latency_text("sent", &r->from_send);
+}
+
+static int mode_notify(void)
+{
+  int rc = prepare_recipients();
+  if (rc < 0)
+    return rc;
+  struct notify_run *r = &nrun;
+  memset(r, 0, sizeof(*r));
+  bench_hist_init(&r->from_commit);
+  bench_hist_init(&r->from_send);
+  unsigned n = opts.subscribers;
+  unsigned nto = opts.naddrs < n ? opts.naddrs : n; /* deliver only where someone listens */
+  r->nsubs = n;
+  r->nmb = nto;
+  r->subs = calloc(n, sizeof(*r->subs));
+  r->mb = calloc(nto, sizeof(*r->mb));
+  for (unsigned i = 0; r->mb && i < nto; i++)
+    if (!(r->mb[i].pend = calloc(NOTIFY_PEND_MAX, sizeof(*r->mb[i].pend))))
+      rc = MBX_ENOMEM;
+  if (!r->subs || !r->mb)
+    rc = MBX_ENOMEM;
+  struct bench_conn **conns = NULL;
+  if (rc == 0 && bench_conns_open(&ctx, n, false, 2, 4096, SETUP_TIMEOUT_MS, &conns) < (int)n) {
+    fprintf(stderr, "mbx-bench: subscriber connections: %s\n", ctx.last_close_error);
+    rc = MBX_ECONN;
+  }
+  for (unsigned i = 0; rc == 0 && i < n; i++) {
+    r->subs[i].mbox = i % nto;
+    r->subs[i].primary = i < nto;
+  }
+  if (rc == 0)
+    rc = login_all(conns, n, opts.addrs, nto);
+  if (rc == 0)
+    rc = notify_subscribe_all(conns, n);
+  double secs = 0;
+  if (rc == 0) {
+    deliver_hook = notify_on_deliver;
+    rc = deliver_load(opts.clients, opts.messages, opts.seconds, opts.size, opts.addrs, nto);
+    deliver_hook = NULL;
+    secs = (double)(drun.last_ns - drun.start_ns) / 1e9;
+    /* what is still in flight gets 2 s; anything not told by then was missed */
+    bench_run_until(&ctx, notify_caught_up, NULL, bench_now_ns() + 2000000000ull);
+    for (unsigned i = 0; i < nto; i++)
+      r->missed += r->mb[i].npend;
+    r->missed += r->late;
+  }
+  if (conns) {
+    for (unsigned i = 0; i < n; i++)
+      conns[i]->on_resp = NULL;
+    bench_conns_close(&ctx, &conns, n);
+  }
+  for (unsigned i = 0; r->mb && i < nto; i++)
+    free(r->mb[i].pend);
+  free(r->mb);
+  free(r->subs);
+  if (rc < 0 && rc != MBX_ETIMEDOUT) {
+    fprintf(stderr, "mbx-bench: notify: %s %s\n", mbx_strerror(rc), first_error);
+    return rc;
+  }
+  notify_report(nto, secs);
+  return rc < 0 ? rc : r->missed || r->errors || drun.errors ? MBX_EIO : 0;
+}
+
 /* ==== main ================================================================================ */
 
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: mbx-bench deliver|mixed|sync [options]\n"
+          "usage: mbx-bench deliver|mixed|sync|notify [options]\n"
           "  --server H:P        node (default $MBX_SERVER, first entry)\n"
           "  --ca F              CA certificate (default $MBX_CA)\n"
           "  --cert F --key F    operator/transport client certificate (default $MBX_CERT,\n"
@@ -1248,6 +1514,9 @@ static void usage(FILE *f)
           "  --timeout S         give up on a run after S seconds (600)\n"
           "  --rate N            deliver: at most N messages/s over all connections (a\n"
           "                      steady load; default: as fast as the node answers)\n"
+          "  --subscribers N     notify: user connections subscribed to the Inboxes of the\n"
+          "                      bench mailboxes, subscriber i to mailbox i mod K (16);\n"
+          "                      notify defaults: --clients 4 --rate 200 --seconds 10\n"
           "  --json              one JSON object on stdout\n"
           "Mailbox password: $MBX_BENCH_PASSWORD (default \"%s\").\n",
           BENCH_MAX_DEPTH, BENCH_DEFAULT_PASSWORD);
@@ -1273,6 +1542,7 @@ static int parse_args(int argc, char **argv)
       {"depth", 1, 0, 'D'},    {"read-ratio", 1, 0, 'r'}, {"items", 1, 0, 'i'},
       {"changes", 1, 0, 'C'},  {"rounds", 1, 0, 'R'},   {"timeout", 1, 0, 'T'},
       {"payload", 1, 0, 'P'},  {"rate", 1, 0, 'G'},     {"help", 0, 0, 'h'},
+      {"subscribers", 1, 0, 'B'},
       {0, 0, 0, 0}};
   if (argc < 2) {
     usage(stderr);
@@ -1285,13 +1555,15 @@ static int parse_args(int argc, char **argv)
     opts.mode = MODE_MIXED;
   else if (!strcmp(m, "sync"))
     opts.mode = MODE_SYNC;
+  else if (!strcmp(m, "notify"))
+    opts.mode = MODE_NOTIFY;
   else if (!strcmp(m, "selftest"))
     opts.mode = MODE_SELFTEST;
   else if (!strcmp(m, "--help") || !strcmp(m, "-h")) {
     usage(stdout);
     exit(0);
   } else {
-    fprintf(stderr, "mbx-bench: unknown mode '%s' (deliver, mixed, sync)\n", m);
+    fprintf(stderr, "mbx-bench: unknown mode '%s' (deliver, mixed, sync, notify)\n", m);
     return MBX_EINVAL;
   }
   opts.server = getenv("MBX_SERVER");
@@ -1305,6 +1577,7 @@ static int parse_args(int argc, char **argv)
   opts.clients = 64, opts.depth = 1, opts.mailboxes = 16, opts.size = 4096;
   opts.messages = 100000, opts.read_ratio = 0.8;
   opts.items = 100000, opts.changes = 10, opts.rounds = 50, opts.timeout_s = 600;
+  opts.subscribers = 16;
   optind = 2;
   int ch;
   uint64_t v;
@@ -1328,7 +1601,11 @@ static int parse_args(int argc, char **argv)
       break;
     case 'j': opts.json = true; break;
     case 't': opts.to_list = optarg; break;
-    case 'n': rc = parse_uint(optarg, BENCH_MAX_CLIENTS, &v); opts.clients = (unsigned)v; break;
+    case 'n':
+      rc = parse_uint(optarg, BENCH_MAX_CLIENTS, &v);
+      opts.clients = (unsigned)v, opts.clients_given = true;
+      break;
+    case 'B': rc = parse_uint(optarg, BENCH_MAX_CLIENTS, &v); opts.subscribers = (unsigned)v; break;
     case 'D': rc = parse_uint(optarg, BENCH_MAX_DEPTH, &v); opts.depth = (unsigned)v; break;
     case 'M': rc = parse_uint(optarg, BENCH_MAX_ADDRS, &v); opts.mailboxes = (unsigned)v; break;
     case 'z':
@@ -1343,11 +1620,11 @@ static int parse_args(int argc, char **argv)
     case 'C': rc = parse_uint(optarg, BENCH_MAX_DEPTH, &v); opts.changes = (unsigned)v; break;
     case 'R': rc = parse_uint(optarg, 1000000, &v); opts.rounds = (unsigned)v; break;
     case 'T': rc = parse_uint(optarg, 86400, &v); opts.timeout_s = (unsigned)v; break;
-    case 'G': rc = parse_uint(optarg, 10000000, &v); opts.rate = v; break;
+    case 'G': rc = parse_uint(optarg, 10000000, &v); opts.rate = v, opts.rate_given = true; break;
     case 'S':
       d = strtod(optarg, &end);
       rc = *end || !(d > 0 && d <= 86400) ? MBX_EINVAL : 0;
-      opts.seconds = d;
+      opts.seconds = d, opts.seconds_given = true;
       break;
     case 'r':
       d = strtod(optarg, &end);
@@ -1368,6 +1645,19 @@ static int parse_args(int argc, char **argv)
   }
   if (opts.mode == MODE_SELFTEST)
     return 0;
+  if (opts.mode == MODE_NOTIFY) {
+    /* a steady, moderate load: latency, not throughput, is measured */
+    if (!opts.clients_given)
+      opts.clients = 4;
+    if (!opts.rate_given)
+      opts.rate = 200;
+    if (!opts.seconds_given && !opts.messages_given)
+      opts.seconds = 10;
+    if (!opts.subscribers) {
+      fprintf(stderr, "mbx-bench: --subscribers must be at least 1\n");
+      return MBX_EINVAL;
+    }
+  }
   if (opts.seconds > 0 && !opts.messages_given)
     opts.messages = 0;
   if (opts.seconds > 0 && opts.messages_given) {
@@ -1461,7 +1751,8 @@ int main(int argc, char **argv)
   ctx.loop = &loop;
   int rc = opts.mode == MODE_DELIVER ? mode_deliver()
            : opts.mode == MODE_MIXED ? mode_mixed()
-                                     : mode_sync();
+           : opts.mode == MODE_NOTIFY ? mode_notify()
+                                      : mode_sync();
   mbx_tls_ctx_free(&ctx.tls);
   mbx_tls_ctx_free(&ctx.tls_user);
   /* anything left (a stream that never closed) is reported, not waited for forever */

@@ -170,6 +170,36 @@ static void test_pending_pipelining(void **state)
     assert_int_equal(calls[i], 1);                       /* exactly once each */
 }
 
+/* A subscription (no deadline) among timed calls: the timer looks past it, expiry
+ * never takes it, teardown does. */
+static void test_pending_no_deadline(void **state)
+{
+  (void)state;
+  struct mbxc__pending p;
+  mbxc__pending_init(&p);
+  uint64_t sub, a, b;
+  assert_int_equal(mbxc__pending_add(&p, MBXC__NO_DEADLINE, cb_a, (void *)(intptr_t)5, &sub), 0);
+  assert_int_equal(mbxc__pending_next_deadline(&p), 0); /* nothing to time */
+  assert_int_equal(mbxc__pending_add(&p, 2000, cb_a, (void *)(intptr_t)6, &a), 0);
+  assert_int_equal(mbxc__pending_readd(&p, sub, MBXC__NO_DEADLINE, cb_a, (void *)(intptr_t)5), 0);
+  assert_int_equal(mbxc__pending_add(&p, 2010, cb_a, (void *)(intptr_t)7, &b), 0);
+  assert_int_equal(mbxc__pending_next_deadline(&p), 2000);
+  mbxc_reply_cb cb;
+  void *arg;
+  assert_int_equal(mbxc__pending_take_expired(&p, UINT64_MAX - 1, false, &cb, &arg), 0);
+  assert_ptr_equal(arg, (void *)(intptr_t)6);
+  assert_int_equal(mbxc__pending_take_expired(&p, UINT64_MAX - 1, false, &cb, &arg), 0);
+  assert_ptr_equal(arg, (void *)(intptr_t)7);
+  /* only the subscriptions are left: nothing ever expires them */
+  assert_int_equal(mbxc__pending_take_expired(&p, UINT64_MAX - 1, false, &cb, &arg), MBX_ENOTFOUND);
+  assert_int_equal(mbxc__pending_next_deadline(&p), 0);
+  int n = 0;
+  while (mbxc__pending_take_expired(&p, 0, true, &cb, &arg) == 0 && n < 10)
+    n++;
+  assert_int_equal(n, 2); /* the original entry and its re-added one */
+  (void)b;
+}
+
 static void connect_cb(mbxc_conn *c, int status, void *arg) { (void)c; *(int *)arg = status; }
 
 static void test_connect_refused(void **state)
@@ -236,6 +266,7 @@ int main(void)
     cmocka_unit_test(test_folder_path_and_roles),
     cmocka_unit_test(test_server_list),
     cmocka_unit_test(test_pending_pipelining),
+    cmocka_unit_test(test_pending_no_deadline),
     cmocka_unit_test(test_connect_refused),
   };
   return cmocka_run_group_tests(tests, setup, NULL);

@@ -98,6 +98,9 @@ static void test_defaults(void **state)
   assert_int_equal(c->commit_batch_max, 1024);
   assert_int_equal(c->commit_queue_max, 65536);
   assert_int_equal(c->log_level, MBX_LOG_INFO);
+  assert_int_equal(c->idempotency_keep_s, 604800);
+  assert_int_equal(c->notify_coalesce_ms, 5);
+  assert_int_equal(c->max_subscriptions_per_conn, 16);
   mbx_nodeconf_free(&c);
   assert_null(c);
 }
@@ -116,6 +119,9 @@ static void test_all_keys(void **state)
              "commit_batch_max = 64\n"
              "commit_queue_max = 1000\n"
              "log_level = debug\n"
+             "idempotency_keep_s = 86400\n"
+             "notify_coalesce_ms = 0\n"
+             "max_subscriptions_per_conn = 4\n"
              "\n"
              "   # indented comment\n"
              "operator_password_hash = scrypt$15$8$1$c2FsdA==$aGFzaA==\n"
@@ -135,6 +141,9 @@ static void test_all_keys(void **state)
   assert_int_equal(c->commit_batch_max, 64);
   assert_int_equal(c->commit_queue_max, 1000);
   assert_int_equal(c->log_level, MBX_LOG_DEBUG);
+  assert_int_equal(c->idempotency_keep_s, 86400);
+  assert_int_equal(c->notify_coalesce_ms, 0);
+  assert_int_equal(c->max_subscriptions_per_conn, 4);
   assert_string_equal(c->operator_password_hash, "scrypt$15$8$1$c2FsdA==$aGFzaA==");
   mbx_nodeconf_free(&c);
 }
@@ -174,6 +183,9 @@ static void test_bad_configs(void **state)
     {"log_level = chatty\n", ":8: log_level: 'chatty' is not one of"},
     {"operator_password_hash = hunter2\n", ":8: operator_password_hash: not a password hash"},
     {"Node_Name = x\n", ":8: invalid key 'Node_Name'"},
+    {"idempotency_keep_s = 10\n", ":8: idempotency_keep_s: 10 is below the minimum 60"},
+    {"notify_coalesce_ms = 5000\n", ":8: notify_coalesce_ms: 5000 is above the maximum 1000"},
+    {"max_subscriptions_per_conn = 0\n", ":8: max_subscriptions_per_conn: 0 is below the minimum 1"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     write_conf(cases[i].extra);

@@ -228,7 +228,8 @@ int mbxc_sync(mbxc_conn *conn, uint64_t folder_id, const void *state, size_t sta
 int mbxc_sync_folders(mbxc_conn *conn, const void *state, size_t state_len,
                       uint32_t max_changes, Mbx__SyncFoldersResp **resp_r);
 
-/* Push notifications (async API; the connection logged in as a user). Subscribes
+/* Push notifications (the connection logged in as a user; on a blocking connection
+ * the callbacks come while mbxc_wait or a blocking call runs its loop). Subscribes
  * to folder_ids (n entries, borrowed; n 0 and !hierarchy = every folder) and calls
  * cb like an mbxc_stream_cb: first with the Notification that has subscribed set,
  * then with one per (coalesced) change, while cb returns true. Unlike other streams
@@ -238,6 +239,15 @@ int mbxc_sync_folders(mbxc_conn *conn, const void *state, size_t state_len,
  * states. Errors (cb not called): as mbxc_call_stream. */
 int mbxc_subscribe(mbxc_conn *conn, const uint64_t *folder_ids, size_t n, bool hierarchy,
                    mbxc_stream_cb cb, void *arg);
+
+/* Blocking connections (mbxc_open): runs the private loop for at most timeout_ms (0:
+ * until no call or stream is in flight — a subscription stays in flight until its
+ * connection goes), delivering the callbacks of asynchronous calls made on conn
+ * (mbxc_call, mbxc_call_stream, mbxc_subscribe); blocking calls deliver them too
+ * while they wait. Returns 0 (time is up, or nothing is in flight), MBX_ECLOSED (the
+ * connection is gone; the callbacks have had MBX_ECLOSED), MBX_EINVAL (an async
+ * connection, or NULL). Must not be called from a callback. */
+int mbxc_wait(mbxc_conn *conn, uint32_t timeout_ms);
 
 /* Sends req (borrowed) with idempotency key (1..64 bytes, borrowed) and waits, as
  * mbxc_call_sync. Repeating a write with the same key after a lost reply or a
