@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "buf.h"
+#include "mbx/cache.h"
 #include "mbx/mbx.h"
 
 /* ---- util.c ---- */
@@ -124,5 +125,32 @@ struct mbxcli_watch_args {
  * own one-line errors; returns the exit code (0, 1 refused, 2 usage, 3 connection).
  * The subscription stays open until the caller closes conn. */
 int mbxcli_watch(mbxc_conn *conn, const struct mbxcli_watch_args *a);
+
+/* ---- cached.c ---- */
+
+/* Opens the cache of profile (default: user) for cached mode; the cache is created
+ * on first use, which needs user. Prints its own one-line error; returns the exit
+ * code (0, 1, 2). */
+int mbxcli_cached_open(const char *profile, const char *user, mbxc_cache **cache_r);
+
+struct mbxcli_cached_args {
+  mbxc_cache *cache;
+  struct mbxc_options conn;         /* server, CA, client certificate */
+  const char *password;
+  bool json;
+  const char *threads;              /* --threads as typed, NULL: 4 */
+  const char *push_delay;           /* sync --watch: --push-delay as typed, NULL: the profile's */
+  const char *timeout;              /* sync --watch: --timeout as typed, NULL: run until stopped */
+};
+/* `mbx --cached sync-now`: one full two-way pass, then a summary (progress on a
+ * terminal, resolved conflicts as lines). Returns the exit code (3: no server). */
+int mbxcli_cached_sync_now(const struct mbxcli_cached_args *a);
+/* `mbx --cached sync --watch`: runs until SIGINT/SIGTERM or --timeout; a status line
+ * on a terminal, plain timestamped lines otherwise. Returns the exit code. */
+int mbxcli_cached_watch(const struct mbxcli_cached_args *a);
+/* `mbx --cached status`: queue, conflicts, last sync per folder. */
+int mbxcli_cached_status(mbxc_cache *c, bool json);
+/* `mbx --cached config [--push-delay S] [--bodies ondemand|all]`: sets, then shows. */
+int mbxcli_cached_config(mbxc_cache *c, const char *push_delay, const char *bodies, bool json);
 
 #endif

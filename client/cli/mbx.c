@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -34,6 +35,10 @@ struct ctx {
   const char *server, *ca, *cert, *key, *user;
   bool json;
   mbxc_conn *conn;
+  /* --cached: user commands read and write the profile's cache, not the server */
+  bool cached;
+  const char *profile;
+  mbxc_cache *cache;
   const struct cmd *cmd;
   /* parsed command arguments */
   const char *pos[MAX_POS];
@@ -104,8 +109,8 @@ static bool is_conn_error(int rc)
 /* One line for a failed call: what failed, the server's message, its code name. */
 static int call_error(struct ctx *x, const char *what, int rc)
 {
-  const char *msg = mbxc_last_error(x->conn);
-  if (!msg || !*msg || mbxc_last_error_code(x->conn) != rc)
+  const char *msg = x->conn ? mbxc_last_error(x->conn) : mbxc_cache_last_error();
+  if (!msg || !*msg || (x->conn && mbxc_last_error_code(x->conn) != rc))
     msg = mbx_strerror(rc);
   fprintf(stderr, "mbx: %s: %s (%s)\n", what, msg, mbx_strerror_name(rc));
   return is_conn_error(rc) ? EXIT_CONN : EXIT_REFUSED;
@@ -312,12 +317,26 @@ static int parse_u32_opt(struct ctx *x, const char *name, uint32_t *v_r)
   return 0;
 }
 
+/* The folder tree: the server's, or in cached mode the cache's. */
+static int folders_of(struct ctx *x, Mbx__FoldersResp **fr_r)
+{
+  return x->cache ? mbxc_cache_folders(x->cache, fr_r) : mbxc_folders(x->conn, fr_r);
+}
+
 /* Resolves a FOLDER argument (path or id) with one folders call. *fr_r keeps the
- * folders reply alive (caller frees) so that *f_r stays valid. */
+ * folders reply alive (caller frees) so that *f_r stays valid. In cached mode a
+ * local id that has been pushed still works: it is mapped to the server's id. */
 static int resolve_folder(struct ctx *x, const char *spec, Mbx__FoldersResp **fr_r,
                           const Mbx__Folder **f_r)
 {
-  int rc = mbxc_folders(x->conn, fr_r);
+  char mapped[32];
+  uint64_t id;
+  if (x->cache && mbxcli_parse_u64(spec, UINT64_MAX, &id) == 0 &&
+      mbxc_cache_map_id(x->cache, id) != id) {
+    snprintf(mapped, sizeof(mapped), "%" PRIu64, mbxc_cache_map_id(x->cache, id));
+    spec = mapped;
+  }
+  int rc = folders_of(x, fr_r);
   if (rc < 0)
     return call_error(x, "folders", rc);
   if (mbxc_folder_resolve(*fr_r, spec, f_r) < 0) {
@@ -343,9 +362,11 @@ static int folder_id_of(struct ctx *x, const char *spec, uint64_t *id_r)
 /* Reads FILE ("-" = stdin) with the server's message size limit checked first. */
 static int read_message(struct ctx *x, const char *path, uint8_t **data_r, size_t *len_r)
 {
-  const Mbx__HelloResp *h = mbxc_server_info(x->conn);
+  const Mbx__HelloResp *h = x->conn ? mbxc_server_info(x->conn) : NULL;
   size_t limit = h && h->has_max_message_bytes && h->max_message_bytes
                      ? (size_t)h->max_message_bytes : MAX_FILE_BYTES;
+  if (x->cache)
+    limit = mbxc_cache_max_message_bytes(x->cache);
   bool is_stdin = strcmp(path, "-") == 0;
   FILE *f = is_stdin ? stdin : fopen(path, "rb");
   if (!f)
@@ -406,7 +427,7 @@ static int print_item_result(struct ctx *x, Mbx__ItemResp *ir, const char *verb)
 static int cmd_folders(struct ctx *x)
 {
   Mbx__FoldersResp *fr;
-  int rc = mbxc_folders(x->conn, &fr);
+  int rc = folders_of(x, &fr);
   if (rc < 0)
     return call_error(x, "folders", rc);
   int ex = 0;
@@ -425,7 +446,7 @@ static int folder_result(struct ctx *x, Mbx__FolderResp *r, const char *verb)
     ex = emit_json(&r->base);
   } else if (r->folder) {
     Mbx__FoldersResp *fr = NULL;
-    if (mbxc_folders(x->conn, &fr) < 0)
+    if (folders_of(x, &fr) < 0)
       fr = NULL;
     printf("%s ", verb);
     mbxcli_print_folder(stdout, fr, r->folder);
@@ -447,7 +468,8 @@ static int cmd_folder_create(struct ctx *x)
       return ex;
   }
   Mbx__FolderResp *r;
-  int rc = mbxc_create_folder(x->conn, x->pos[0], parent, cls, &r);
+  int rc = x->cache ? mbxc_cache_create_folder(x->cache, x->pos[0], parent, cls, &r)
+                    : mbxc_create_folder(x->conn, x->pos[0], parent, cls, &r);
   if (rc < 0)
     return call_error(x, "folder create", rc);
   return folder_result(x, r, "created");
@@ -460,7 +482,8 @@ static int cmd_folder_rename(struct ctx *x)
   if (ex)
     return ex;
   Mbx__FolderResp *r;
-  int rc = mbxc_update_folder(x->conn, id, x->pos[1], false, 0, &r);
+  int rc = x->cache ? mbxc_cache_update_folder(x->cache, id, x->pos[1], false, 0, &r)
+                    : mbxc_update_folder(x->conn, id, x->pos[1], false, 0, &r);
   if (rc < 0)
     return call_error(x, "folder rename", rc);
   return folder_result(x, r, "renamed");
@@ -477,7 +500,8 @@ static int cmd_folder_move(struct ctx *x)
   if (ex)
     return ex;
   Mbx__FolderResp *r;
-  int rc = mbxc_update_folder(x->conn, id, NULL, true, parent, &r);
+  int rc = x->cache ? mbxc_cache_update_folder(x->cache, id, NULL, true, parent, &r)
+                    : mbxc_update_folder(x->conn, id, NULL, true, parent, &r);
   if (rc < 0)
     return call_error(x, "folder move", rc);
   return folder_result(x, r, "moved");
@@ -489,7 +513,7 @@ static int cmd_folder_delete(struct ctx *x)
   int ex = folder_id_of(x, x->pos[0], &id);
   if (ex)
     return ex;
-  int rc = mbxc_delete_folder(x->conn, id);
+  int rc = x->cache ? mbxc_cache_delete_folder(x->cache, id) : mbxc_delete_folder(x->conn, id);
   if (rc < 0)
     return call_error(x, "folder delete", rc);
   if (x->json)
@@ -526,7 +550,8 @@ static int list_folder(struct ctx *x, uint64_t folder_id)
   if (ex)
     return ex;
   Mbx__ListResp *lr;
-  int rc = mbxc_list(x->conn, folder_id, offset, limit, &lr);
+  int rc = x->cache ? mbxc_cache_list(x->cache, folder_id, offset, limit, &lr)
+                    : mbxc_list(x->conn, folder_id, offset, limit, &lr);
   if (rc < 0)
     return call_error(x, "list", rc);
   if (x->json)
@@ -544,6 +569,29 @@ static int cmd_list(struct ctx *x)
   return ex ? ex : list_folder(x, id);
 }
 
+/* Cached mode: a body the cache never fetched comes from the server (the profile
+ * remembers which) and is kept; offline, that is an error. */
+static int fetch_body(struct ctx *x, uint64_t id, Mbx__ItemResp **ir)
+{
+  uint64_t sid = (*ir)->item->id;
+  int ex = do_connect(x);
+  if (!ex)
+    ex = authenticate(x);
+  if (ex)
+    return ex;
+  Mbx__ItemResp *sr;
+  int rc = mbxc_get(x->conn, sid, true, &sr);
+  if (rc < 0)
+    return call_error(x, "get --body", rc);
+  if (sr->has_body)
+    rc = mbxc_cache_put_body(x->cache, sid, sr->body.data, sr->body.len);
+  mbxc_free(&sr);
+  mbxc_free(ir);
+  if (rc == 0)
+    rc = mbxc_cache_get(x->cache, id, true, ir, NULL);
+  return rc < 0 ? call_error(x, "get", rc) : 0;
+}
+
 static int cmd_get(struct ctx *x)
 {
   uint64_t id;
@@ -551,9 +599,15 @@ static int cmd_get(struct ctx *x)
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
-  int rc = mbxc_get(x->conn, id, flag(x, "body"), &ir);
+  bool missing = false;
+  int rc = x->cache ? mbxc_cache_get(x->cache, id, flag(x, "body"), &ir, &missing)
+                    : mbxc_get(x->conn, id, flag(x, "body"), &ir);
   if (rc < 0)
     return call_error(x, "get", rc);
+  if (missing && (ex = fetch_body(x, id, &ir))) {
+    mbxc_free(&ir);
+    return ex;
+  }
   if (x->json)
     ex = emit_json(&ir->base);
   else
@@ -577,7 +631,8 @@ static int cmd_append(struct ctx *x)
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
-  int rc = mbxc_append(x->conn, folder, data, len, flags, &ir);
+  int rc = x->cache ? mbxc_cache_append(x->cache, folder, data, len, flags, &ir)
+                    : mbxc_append(x->conn, folder, data, len, flags, &ir);
   free(data);
   if (rc < 0)
     return call_error(x, "append", rc);
@@ -603,7 +658,10 @@ static int cmd_flag(struct ctx *x)
   if (cats && mbxcli_split_csv(cats, &v, &n) < 0)
     return local_error("out of memory");
   Mbx__ItemResp *ir;
-  int rc = mbxc_set_flags(x->conn, id, add, remove, cats != NULL, (const char *const *)v, n, &ir);
+  int rc = x->cache ? mbxc_cache_set_flags(x->cache, id, add, remove, cats != NULL,
+                                          (const char *const *)v, n, &ir)
+                    : mbxc_set_flags(x->conn, id, add, remove, cats != NULL,
+                                     (const char *const *)v, n, &ir);
   mbxcli_strv_free(&v);
   if (rc < 0)
     return call_error(x, "flag", rc);
@@ -619,7 +677,9 @@ static int move_or_copy(struct ctx *x, bool copy)
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
-  int rc = copy ? mbxc_copy(x->conn, id, folder, &ir) : mbxc_move(x->conn, id, folder, &ir);
+  int rc = copy       ? mbxc_copy(x->conn, id, folder, &ir)
+           : x->cache ? mbxc_cache_move(x->cache, id, folder, &ir)
+                      : mbxc_move(x->conn, id, folder, &ir);
   if (rc < 0)
     return call_error(x, copy ? "copy" : "move", rc);
   return print_item_result(x, ir, copy ? "copied as" : "moved");
@@ -634,7 +694,8 @@ static int cmd_delete(struct ctx *x)
   int ex = parse_item_id(x, x->pos[0], &id);
   if (ex)
     return ex;
-  int rc = mbxc_delete(x->conn, id, flag(x, "hard"));
+  int rc = x->cache ? mbxc_cache_delete(x->cache, id, flag(x, "hard"))
+                    : mbxc_delete(x->conn, id, flag(x, "hard"));
   if (rc < 0)
     return call_error(x, "delete", rc);
   if (x->json)
@@ -709,7 +770,7 @@ static int typed_folder(struct ctx *x, Mbx__WellKnown wk, uint64_t *id_r)
     if (strcmp(x->cmd->opts[i].name, "folder") == 0 && x->opt[i])
       return folder_id_of(x, x->opt[i], id_r);
   Mbx__FoldersResp *fr;
-  int rc = mbxc_folders(x->conn, &fr);
+  int rc = folders_of(x, &fr);
   if (rc < 0)
     return call_error(x, "folders", rc);
   const Mbx__Folder *f = mbxc_folder_well_known(fr, wk);
@@ -729,7 +790,8 @@ static int create_typed(struct ctx *x, Mbx__Item *it, Mbx__WellKnown wk)
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
-  int rc = mbxc_create_item(x->conn, folder, it, &ir);
+  int rc = x->cache ? mbxc_cache_create_item(x->cache, folder, it, &ir)
+                    : mbxc_create_item(x->conn, folder, it, &ir);
   if (rc < 0)
     return call_error(x, cmd_name(x), rc);
   return print_item_result(x, ir, "created");
@@ -1237,6 +1299,64 @@ static int cmd_watch(struct ctx *x)
   return mbxcli_watch(x->conn, &a);
 }
 
+/* ---- cached mode (--cached): cached.c does the work ---------------------- */
+
+/* The server and CA for cached mode: the options, else what the profile remembers
+ * from its last sync. */
+static void cached_server(struct ctx *x)
+{
+  static char server[4096], ca[4096];
+  if ((!x->server || !*x->server) &&
+      mbxc_cache_setting_get(x->cache, "server", server, sizeof(server)) == 0)
+    x->server = server;
+  if ((!x->ca || !*x->ca) && mbxc_cache_setting_get(x->cache, "ca", ca, sizeof(ca)) == 0)
+    x->ca = ca;
+}
+
+static int cached_sync(struct ctx *x, bool watch)
+{
+  if (!x->server || !*x->server)
+    return usage_error(x, "no server: use --server HOST:PORT or set MBX_SERVER");
+  if (!x->ca || !*x->ca)
+    return usage_error(x, "no CA certificate: use --ca FILE or set MBX_CA");
+  if ((x->cert && *x->cert) != (x->key && *x->key))
+    return usage_error(x, "--cert and --key go together");
+  char prompt[300];
+  snprintf(prompt, sizeof(prompt), "Password for %.250s: ", x->user);
+  int ex = 0;
+  char *pw = get_secret("MBX_PASSWORD", prompt, false, &ex);
+  if (!pw)
+    return ex;
+  struct mbxcli_cached_args a = {
+    .cache = x->cache, .password = pw, .json = x->json, .threads = opt(x, "threads"),
+    .conn = { .servers = x->server, .ca_file = x->ca, .cert_file = x->cert, .key_file = x->key,
+              .client_name = "mbx/" MBXC_VERSION },
+  };
+  if (watch) {
+    a.push_delay = opt(x, "push-delay");
+    a.timeout = opt(x, "timeout");
+  }
+  ex = watch ? mbxcli_cached_watch(&a) : mbxcli_cached_sync_now(&a);
+  free_secret(&pw);
+  return ex;
+}
+
+static int cmd_sync_now(struct ctx *x) { return cached_sync(x, false); }
+
+static int cmd_sync_watch(struct ctx *x)
+{
+  if (!flag(x, "watch"))
+    return usage_error(x, "with --cached, sync runs continuously: give --watch (or use sync-now)");
+  return cached_sync(x, true);
+}
+
+static int cmd_cache_status(struct ctx *x) { return mbxcli_cached_status(x->cache, x->json); }
+
+static int cmd_cache_config(struct ctx *x)
+{
+  return mbxcli_cached_config(x->cache, opt(x, "push-delay"), opt(x, "bodies"), x->json);
+}
+
 /* ======================================================================== */
 /* command table and help                                                   */
 /* ======================================================================== */
@@ -1355,6 +1475,46 @@ static const struct cmd cmds[] = {
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
+/* Commands of cached mode only (looked up first with --cached). */
+static const struct cmd cached_cmds[] = {
+  { { "sync-now" }, AUTH_NONE, 0, 0, { O("threads") }, cmd_sync_now, "sync-now [--threads N]",
+    "One full two-way sync of the profile (the first one downloads everything): server "
+    "changes in, queued local changes out, conflicts resolved by the rules of "
+    "docs/cached-mode.md; prints a summary. Up to --threads (4) folders at once." },
+  { { "sync" }, AUTH_NONE, 0, 0, { F("watch"), O("push-delay"), O("timeout"), O("threads") },
+    cmd_sync_watch, "sync --watch [--push-delay S] [--timeout S] [--threads N]",
+    "Keep the cache in step until interrupted (or --timeout S): subscribes to the server's "
+    "changes, syncs the folders it names, pushes local changes S seconds (default: the "
+    "profile's push_delay_s, 60) after the first of a burst, Sent Items and Outbox at once; "
+    "reconnects with backoff. A status line on a terminal, timestamped lines otherwise." },
+  { { "status" }, AUTH_NONE, 0, 0, { { 0 } }, cmd_cache_status, "status",
+    "The profile: queued changes (and any the server refused), conflicts resolved, last "
+    "sync of each folder." },
+  { { "config" }, AUTH_NONE, 0, 0, { O("push-delay"), O("bodies") }, cmd_cache_config,
+    "config [--push-delay S] [--bodies ondemand|all]",
+    "Show, or set, the profile's settings: push delay (0..86400 s) and whether sync fetches "
+    "every message body (all) or only when read (ondemand, the default)." },
+};
+#define NCACHED (sizeof(cached_cmds) / sizeof(cached_cmds[0]))
+
+/* The everyday commands that also work with --cached, on the cache. */
+static bool works_cached(const struct cmd *c)
+{
+  static int (*const ok[])(struct ctx *) = {
+    cmd_folders, cmd_folder_create, cmd_folder_rename, cmd_folder_move, cmd_folder_delete,
+    cmd_list, cmd_get, cmd_append, cmd_flag, cmd_move, cmd_delete,
+    cmd_event_add, cmd_event_list, cmd_contact_add, cmd_contact_list,
+    cmd_task_add, cmd_task_list, cmd_note_add, cmd_note_list,
+  };
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+    if (c->run == ok[i])
+      return true;
+  for (size_t i = 0; i < NCACHED; i++)
+    if (c == &cached_cmds[i])
+      return true;
+  return false;
+}
+
 static const char global_help[] =
     "usage: mbx [OPTIONS] COMMAND [ARGS...]\n"
     "\n"
@@ -1363,6 +1523,8 @@ static const char global_help[] =
     "  --ca FILE              CA certificate to verify them        (MBX_CA)\n"
     "  --cert FILE --key FILE client certificate, e.g. OU=operator (MBX_CERT, MBX_KEY)\n"
     "  --user ADDRESS         mailbox to log in to                 (MBX_USER)\n"
+    "  --cached               cached mode: work on the profile's local copy  (MBX_CACHED=1)\n"
+    "  --profile NAME         the cached profile (default: --user) (MBX_PROFILE)\n"
     "  --json                 print one JSON document on stdout\n"
     "  --help, --version\n"
     "\n"
@@ -1379,11 +1541,23 @@ static void print_cmd_help(FILE *f, const struct cmd *c, bool full)
   fprintf(f, full ? "usage: mbx [OPTIONS] %s\n\n%s\n" : "  %s\n      %s\n", c->usage, c->help);
 }
 
+static const char cached_help[] =
+    "\ncached mode (--cached): folders, folder create|rename|move|delete, list, get, append,\n"
+    "flag, move, delete and event|contact|task|note add|list read and write a local copy\n"
+    "of the mailbox (an LMDB store in $MBX_CACHE_DIR/PROFILE, else\n"
+    "${XDG_DATA_HOME:-~/.local/share}/mbx/PROFILE) and work with no server at all; changes\n"
+    "are queued durably and pushed by a sync. What is made offline gets a local id\n"
+    "(9000000000000001…) that keeps working after the server gives it its own.\n"
+    "docs/cached-mode.md has the sync algorithm and the conflict rules. Cached commands:\n";
+
 static void print_help(FILE *f)
 {
   fputs(global_help, f);
   for (size_t i = 0; i < NCMDS; i++)
     print_cmd_help(f, &cmds[i], false);
+  fputs(cached_help, f);
+  for (size_t i = 0; i < NCACHED; i++)
+    print_cmd_help(f, &cached_cmds[i], false);
 }
 
 /* ======================================================================== */
@@ -1391,16 +1565,17 @@ static void print_help(FILE *f)
 /* ======================================================================== */
 
 /* Longest command whose words match argv; *nwords_r = words consumed. */
-static const struct cmd *find_cmd(char **argv, int argc, int *nwords_r)
+static const struct cmd *find_cmd(const struct cmd *tab, size_t ntab, char **argv, int argc,
+                                   int *nwords_r)
 {
   const struct cmd *best = NULL;
   int best_n = 0;
-  for (size_t i = 0; i < NCMDS; i++) {
+  for (size_t i = 0; i < ntab; i++) {
     int n = 0;
-    while (n < 3 && cmds[i].words[n] && n < argc && strcmp(cmds[i].words[n], argv[n]) == 0)
+    while (n < 3 && tab[i].words[n] && n < argc && strcmp(tab[i].words[n], argv[n]) == 0)
       n++;
-    if ((n == 3 || !cmds[i].words[n]) && n > best_n) {
-      best = &cmds[i];
+    if ((n == 3 || !tab[i].words[n]) && n > best_n) {
+      best = &tab[i];
       best_n = n;
     }
   }
@@ -1468,6 +1643,26 @@ static const char *env_or(const char *v, const char *env)
   return v ? v : getenv(env);
 }
 
+/* --cached: the cache instead of a connection (a body not fetched yet, and the
+ * sync commands, connect themselves). */
+static int cached_main(struct ctx *x, const char *profile)
+{
+  if (!works_cached(x->cmd))
+    return usage_error(x, "%s does not work with --cached", cmd_name(x));
+  int ex = mbxcli_cached_open(profile, x->user, &x->cache);
+  if (ex)
+    return ex;
+  if (!x->user || !*x->user)
+    x->user = mbxc_cache_user(x->cache);
+  cached_server(x);
+  ex = x->cmd->run(x);
+  if (fflush(stdout) != 0 && !ex)
+    ex = local_error("cannot write output: %s", strerror(errno));
+  mbxc_close(&x->conn);
+  mbxc_cache_close(&x->cache);
+  return ex;
+}
+
 int main(int argc, char **argv)
 {
   static struct ctx ctx;
@@ -1475,6 +1670,10 @@ int main(int argc, char **argv)
   /* the library's own log lines would break "one line on stderr": MBX_DEBUG=1 shows them */
   mbx_log_init("mbx", NULL, getenv("MBX_DEBUG") ? MBX_LOG_DEBUG : MBX_LOG_FATAL);
   const char *server = NULL, *ca = NULL, *cert = NULL, *key = NULL, *user = NULL;
+  const char *profile = NULL;
+  const char *cached_env = getenv("MBX_CACHED");
+  x->cached = cached_env && (strcmp(cached_env, "1") == 0 || strcasecmp(cached_env, "yes") == 0 ||
+                             strcasecmp(cached_env, "true") == 0);
   int i = 1;
   for (; i < argc && strncmp(argv[i], "-", 1) == 0; i++) {
     const char *a = argv[i];
@@ -1492,11 +1691,15 @@ int main(int argc, char **argv)
       x->json = true;
       continue;
     }
+    if (strcmp(a, "--cached") == 0) {
+      x->cached = true;
+      continue;
+    }
     static const struct { const char *name; int idx; } gopts[] = {
-      { "server", 0 }, { "ca", 1 }, { "cert", 2 }, { "key", 3 }, { "user", 4 },
+      { "server", 0 }, { "ca", 1 }, { "cert", 2 }, { "key", 3 }, { "user", 4 }, { "profile", 5 },
     };
-    const char **slots[] = { &server, &ca, &cert, &key, &user };
-    for (size_t g = 0; g < 5; g++) {
+    const char **slots[] = { &server, &ca, &cert, &key, &user, &profile };
+    for (size_t g = 0; g < 6; g++) {
       size_t n = strlen(gopts[g].name);
       if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, gopts[g].name, n) == 0 &&
           (a[2 + n] == 0 || a[2 + n] == '=')) {
@@ -1516,7 +1719,9 @@ int main(int argc, char **argv)
   if (i == argc)
     return usage_error(NULL, "no command given");
   int nwords;
-  x->cmd = find_cmd(argv + i, argc - i, &nwords);
+  x->cmd = x->cached ? find_cmd(cached_cmds, NCACHED, argv + i, argc - i, &nwords) : NULL;
+  if (!x->cmd)
+    x->cmd = find_cmd(cmds, NCMDS, argv + i, argc - i, &nwords);
   if (!x->cmd) {
     if (strcmp(argv[i], "help") == 0) {
       print_help(stdout);
@@ -1533,6 +1738,8 @@ int main(int argc, char **argv)
   x->cert = env_or(cert, "MBX_CERT");
   x->key = env_or(key, "MBX_KEY");
   x->user = env_or(user, "MBX_USER");
+  if (x->cached)
+    return cached_main(x, env_or(profile, "MBX_PROFILE"));
   if (x->cmd->auth == AUTH_USER && (!x->user || !*x->user))
     return usage_error(x, "no user: use --user ADDRESS or set MBX_USER");
   ex = do_connect(x);
