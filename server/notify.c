@@ -535,7 +535,8 @@ int mbx_notify_subscribe(struct mbx_req *r)
   sub->db = r->db;
   sub->mailbox_id = r->mailbox_id;
   sub->hierarchy = q->has_hierarchy && q->hierarchy;
-  sub->all_folders = q->n_folder_ids == 0 && !sub->hierarchy;
+  sub->all_folders = (q->has_all_folders && q->all_folders) ||
+                     (q->n_folder_ids == 0 && !sub->hierarchy);
   uint64_t *ids;
   int rc = nt_folder_set(r, q, &ids, &sub->n_folders);
   sub->folders = ids;

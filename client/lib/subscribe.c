@@ -22,6 +22,7 @@ int mbxc_subscribe(mbxc_conn *conn, const uint64_t *folder_ids, size_t n, bool h
   q.n_folder_ids = n;
   q.has_hierarchy = hierarchy;
   q.hierarchy = hierarchy;
+  q.has_all_folders = q.all_folders = n == 0;
   Mbx__Request req = MBX__REQUEST__INIT;
   req.body_case = MBX__REQUEST__BODY_SUBSCRIBE;
   req.subscribe = &q;

@@ -21,6 +21,10 @@ WPID=$!
 IT_PIDS+=("$WPID")
 wait_until 15 grep -q 'watching for changes' "$IT_WORK/watch.out" ||
   fail "no subscription: $(cat "$IT_WORK/watch.out" "$IT_WORK/watch.err")"
+# The catch-up pass after subscribing must be over, so that what follows can only
+# reach the cache through a notification.
+wait_until 15 grep -q 'synced' "$IT_WORK/watch.out" ||
+  fail "no catch-up pass after subscribing: $(cat "$IT_WORK/watch.out")"
 
 in_cache() {  # in_cache FOLDER SUBJECT [FLAGS]
   as_cached w --json list "$1" --limit 100 || return 1

@@ -230,7 +230,8 @@ int mbxc_sync_folders(mbxc_conn *conn, const void *state, size_t state_len,
 
 /* Push notifications (the connection logged in as a user; on a blocking connection
  * the callbacks come while mbxc_wait or a blocking call runs its loop). Subscribes
- * to folder_ids (n entries, borrowed; n 0 and !hierarchy = every folder) and calls
+ * to folder_ids (n entries, borrowed; n 0 = every folder, present and future), and
+ * with hierarchy also to folder creations, renames, moves and deletions, and calls
  * cb like an mbxc_stream_cb: first with the Notification that has subscribed set,
  * then with one per (coalesced) change, while cb returns true. Unlike other streams
  * it never times out while the connection is up (the node sends an empty
