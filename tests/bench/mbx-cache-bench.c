@@ -30,6 +30,7 @@
 static struct {
   unsigned items, size, runs, rounds, changes, threads;
   const char *dir;
+  const char *bodies;                /* profile setting: ondemand (default) or all */
   bool json;
   struct mbxc_options cert;         /* operator / transport */
   struct mbxc_options user;
@@ -145,6 +146,8 @@ static mbxc_cache *fresh_cache(const char *dir)
   int rc = mbxc_cache_open(dir, BENCH_USER, 0, &c);
   if (rc < 0)
     die("cache open", rc, NULL);
+  if (o.bodies && (rc = mbxc_cache_setting_set(c, "bodies", o.bodies)) < 0)
+    die("--bodies (ondemand or all)", rc, NULL);
   return c;
 }
 
@@ -164,7 +167,7 @@ static double pct(uint64_t *v, unsigned n, double q)
 static void usage(void)
 {
   fprintf(stderr, "usage: mbx-cache-bench [--items N] [--size B] [--runs N] [--rounds N] "
-                  "[--changes N (even, 2..100)] [--threads 1..4] [--dir DIR] [--json]\n"
+                  "[--changes N (even, 2..100)] [--threads 1..4] [--bodies ondemand|all] [--dir DIR] [--json]\n"
                   "env: MBX_SERVER MBX_CA MBX_CERT MBX_KEY (operator or transport) "
                   "MBX_BENCH_PASSWORD\n");
   exit(2);
@@ -196,6 +199,8 @@ int main(int argc, char **argv)
       o.rounds = num(v, 1, 1000), i++;
     else if (!strcmp(a, "--changes"))
       o.changes = num(v, 2, 100), i++;
+    else if (!strcmp(a, "--bodies") && v)
+      o.bodies = v, i++;
     else if (!strcmp(a, "--threads"))
       o.threads = num(v, 1, MBXC_CACHE_MAX_THREADS), i++;
     else if (!strcmp(a, "--dir") && v)
@@ -300,11 +305,11 @@ int main(int argc, char **argv)
          imax = pct(inc_us, o.rounds, 1);
   double rate = items * 1e6 / f50;
   if (o.json)
-    printf("{\"mode\":\"cache\",\"items\":%" PRIu64 ",\"size\":%u,\"threads\":%u,\"first_sync_ms\":%.1f,"
+    printf("{\"mode\":\"cache\",\"bodies\":\"%s\",\"items\":%" PRIu64 ",\"size\":%u,\"threads\":%u,\"first_sync_ms\":%.1f,"
            "\"first_sync_items_per_s\":%.0f,\"first_sync_min_ms\":%.1f,\"first_sync_max_ms\":%.1f,"
            "\"changes_each_way\":%u,\"rounds\":%u,\"incremental_p50_ms\":%.2f,"
            "\"incremental_p90_ms\":%.2f,\"incremental_max_ms\":%.2f,\"bad_rounds\":%u}\n",
-           items, o.size, o.threads, f50 / 1e3, rate, fmin / 1e3, fmax / 1e3, o.changes, o.rounds,
+           o.bodies ? o.bodies : "ondemand", items, o.size, o.threads, f50 / 1e3, rate, fmin / 1e3, fmax / 1e3, o.changes, o.rounds,
            i50 / 1e3, i90 / 1e3, imax / 1e3, bad);
   else
     printf("first sync of %" PRIu64 " × %u B: median %.1f ms = %.0f items/s (%.1f … %.1f ms, %u runs)\n"

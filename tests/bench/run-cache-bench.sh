@@ -9,17 +9,19 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 PROG=${0##*/}
 
-RUNS=3 ITEMS=10000 SIZE=4096 FIRST=3 ROUNDS=20 CHANGES=10 THREADS=4 DIR='' KEEP=0
+RUNS=3 ITEMS=10000 SIZE=4096 FIRST=3 ROUNDS=20 CHANGES=10 THREADS=4 BODIES=ondemand DIR='' KEEP=0
 BIN=${MBX_BIN:-$SRC/build} OUT=''
 
 usage() {
   cat >&2 <<USAGE
 usage: $PROG [--runs N] [--items N] [--size B] [--first N] [--rounds R] [--changes C]
-             [--threads T] [--build DIR] [--dir DIR] [--keep] [--out FILE] [--quick]
+             [--threads T] [--bodies ondemand|all] [--build DIR] [--dir DIR] [--keep]
+             [--out FILE] [--quick]
 Runs mbx-cache-bench N times (3) against a fresh local node and prints medians: the
 first sync of --items (10,000) messages of --size (4096) bytes (--first syncs per run),
 and --rounds (20) incremental two-way syncs of --changes (10) changes each way.
 --build: build directory with mbxd and mbx-cache-bench (\$MBX_BIN, else $SRC/build).
+--bodies all: the first sync also fetches every message body (default: on demand).
 --quick: 1 run, 2 first syncs, 5 rounds.
 USAGE
   exit 2
@@ -36,6 +38,7 @@ while (($# > 0)); do
     --rounds) num "$1" "${2:-}"; ROUNDS=$2; shift 2 ;;
     --changes) num "$1" "${2:-}"; CHANGES=$2; shift 2 ;;
     --threads) num "$1" "${2:-}"; THREADS=$2; shift 2 ;;
+    --bodies) [[ "${2:-}" == ondemand || "${2:-}" == all ]] || die "--bodies is ondemand or all"; BODIES=$2; shift 2 ;;
     --build) BIN=${2:-}; shift 2 ;;
     --dir) DIR=${2:-}; shift 2 ;;
     --out) OUT=${2:-}; shift 2 ;;
@@ -79,13 +82,13 @@ for ((i = 1; i <= RUNS; i++)); do
   printf '%s: run %d/%d\n' "$PROG" "$i" "$RUNS" >&2
   rc=0
   "$BENCH" --json --items "$ITEMS" --size "$SIZE" --runs "$FIRST" --rounds "$ROUNDS" \
-    --changes "$CHANGES" --threads "$THREADS" --dir "$DIR/cache" >>"$RESULTS" || rc=$?
+    --changes "$CHANGES" --threads "$THREADS" --bodies "$BODIES" --dir "$DIR/cache" >>"$RESULTS" || rc=$?
   ((rc == 0)) || printf '%s: run %d exited %d (figures kept; see stderr above)\n' "$PROG" "$i" "$rc" >&2
   [[ -z "$OUT" ]] || tail -n 1 "$RESULTS" >>"$OUT"
 done
 
-printf '\ncached mode — median of %d runs (each: %d first syncs, %d incremental rounds)\n' \
-  "$RUNS" "$FIRST" "$ROUNDS"
+printf '\ncached mode, bodies %s — median of %d runs (each: %d first syncs, %d incremental rounds)\n' \
+  "$BODIES" "$RUNS" "$FIRST" "$ROUNDS"
 awk '
   {
     line = $0; gsub(/[{}"]/, "", line); n = split(line, kv, ",")
