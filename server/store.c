@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "kinds.h"
 #include "log.h"
 #include "logrec.h"
 #include "mbx_error.h"
@@ -927,22 +928,6 @@ int mbx_store_append(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id
   return store_append_message(w, mb, f, body, len, flags, received_us, a, item_r);
 }
 
-static Mbx__FolderClass store_class_of(Mbx__ItemKind k)
-{
-  switch (k) {
-  case MBX__ITEM_KIND__ITEM_EVENT:
-    return MBX__FOLDER_CLASS__FOLDER_CALENDAR;
-  case MBX__ITEM_KIND__ITEM_CONTACT:
-    return MBX__FOLDER_CLASS__FOLDER_CONTACTS;
-  case MBX__ITEM_KIND__ITEM_TASK:
-    return MBX__FOLDER_CLASS__FOLDER_TASKS;
-  case MBX__ITEM_KIND__ITEM_NOTE:
-    return MBX__FOLDER_CLASS__FOLDER_NOTES;
-  default:
-    return MBX__FOLDER_CLASS__FOLDER_MAIL;
-  }
-}
-
 int mbx_store_create_item(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t folder_id,
                           const Mbx__Item *tmpl, struct mbx_arena *a, Mbx__Item **item_r)
 {
@@ -964,7 +949,7 @@ int mbx_store_create_item(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t fold
   if ((err = mbx__get_mailbox(w->s, w->txn, mailbox_id, a, &mb)) ||
       (err = mbx__get_folder_of(w->s, w->txn, mailbox_id, folder_id, a, &f)))
     return err;
-  if (f->folder_class != store_class_of(tmpl->kind))
+  if (f->folder_class != mbx_kind_folder_class(tmpl->kind))
     return MBX_EINVAL;
   Mbx__Item *it = mbx_arena_pbnew(a, &mbx__item__descriptor);
   if (!it)

@@ -184,6 +184,41 @@ static int del_key(struct mbxc__ct *t, enum mbxc__cdb db, const void *key, size_
   return 0;
 }
 
+int mbxc__ct_scan(struct mbxc__ct *t, enum mbxc__cdb db, size_t max,
+                  const ProtobufCMessageDescriptor *desc, mbxc__ct_check_fn ok,
+                  const char *record, void ***v_r, size_t *n_r)
+{
+  void **v = mbx_arena_alloc(&t->a, (max + 1) * sizeof(*v));
+  if (!v)
+    return MBX_ENOMEM;
+  char what[32];
+  snprintf(what, sizeof(what), "%s cursor", cdb_names[db]);
+  MDB_cursor *cur;
+  int rc = mdb_cursor_open(t->txn, t->c->dbi[db], &cur);
+  if (rc)
+    return mbxc__cache_mdb_err(rc, what);
+  size_t n = 0;
+  int err = 0;
+  MDB_val k, d;
+  for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && n < max;
+       rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &t->a.pb, d.mv_size, d.mv_data);
+    if (!m || (ok && !ok(m))) {
+      err = mbxc__cache_fail(MBX_ECORRUPT, "cache: undecodable %s", record);
+      break;
+    }
+    v[n++] = m;
+  }
+  if (!err && rc && rc != MDB_NOTFOUND)
+    err = mbxc__cache_mdb_err(rc, what);
+  mdb_cursor_close(cur);
+  if (!err) {
+    *v_r = v;
+    *n_r = n;
+  }
+  return err;
+}
+
 /* ======================================================================== */
 /* meta                                                                     */
 /* ======================================================================== */
@@ -347,6 +382,13 @@ int mbxc__ct_item_get(struct mbxc__ct *t, uint64_t id, Mbx__CacheItem **rec_r)
   return err;
 }
 
+int mbxc__ct_item_queued(struct mbxc__ct *t, uint64_t id, Mbx__CacheItem **rec_r,
+                         Mbx__CacheOp ***ops_r, size_t *n_r)
+{
+  int err = mbxc__ct_item_get(t, id, rec_r);
+  return err ? err : mbxc__ct_queue_of(t, id, ops_r, n_r);
+}
+
 int mbxc__ct_item_put(struct mbxc__ct *t, const Mbx__CacheItem *old, const Mbx__CacheItem *rec)
 {
   uint8_t k[24];
@@ -502,13 +544,11 @@ static int replay_item_op(struct mbxc__ct *t, Mbx__Item *view, bool *hidden, con
 int mbxc__ct_item_rebase(struct mbxc__ct *t, uint64_t id)
 {
   Mbx__CacheItem *rec;
-  int err = mbxc__ct_item_get(t, id, &rec);
-  if (err)
-    return err == MBX_ENOTFOUND ? 0 : err;
   Mbx__CacheOp **ops;
   size_t n;
-  if ((err = mbxc__ct_queue_of(t, id, &ops, &n)))
-    return err;
+  int err = mbxc__ct_item_queued(t, id, &rec, &ops, &n);
+  if (err)
+    return err == MBX_ENOTFOUND ? 0 : err;
   const Mbx__Item *base = rec->srv;
   for (size_t i = 0; !base && i < n; i++) {
     if (ops[i]->op_case == MBX__CACHE_OP__OP_APPEND)
@@ -665,6 +705,11 @@ int mbxc__ct_folder_del(struct mbxc__ct *t, uint64_t id)
   return err ? err : mbxc__ct_fstate_del(t, id);
 }
 
+static bool folder_has_view(const ProtobufCMessage *m)
+{
+  return ((const Mbx__CacheFolder *)m)->view != NULL;
+}
+
 int mbxc__ct_folder_all(struct mbxc__ct *t, Mbx__CacheFolder ***v_r, size_t *n_r)
 {
   int err = t->nd ? ct_flush_deltas(t) : 0;
@@ -674,30 +719,11 @@ int mbxc__ct_folder_all(struct mbxc__ct *t, Mbx__CacheFolder ***v_r, size_t *n_r
   int rc = mdb_stat(t->txn, t->c->dbi[CDB_FOLDERS], &st);
   if (rc)
     return mbxc__cache_mdb_err(rc, "folders stat");
-  size_t cap = st.ms_entries + 1, n = 0;
-  Mbx__CacheFolder **v = mbx_arena_alloc(&t->a, cap * sizeof(*v));
-  if (!v)
-    return MBX_ENOMEM;
-  MDB_cursor *cur;
-  if ((rc = mdb_cursor_open(t->txn, t->c->dbi[CDB_FOLDERS], &cur)))
-    return mbxc__cache_mdb_err(rc, "folders cursor");
-  MDB_val k, d;
-  for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && n < cap;
-       rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-    Mbx__CacheFolder *f = mbx__cache_folder__unpack(&t->a.pb, d.mv_size, d.mv_data);
-    if (!f || !f->view) {
-      err = mbxc__cache_fail(MBX_ECORRUPT, "cache: undecodable folder record");
-      break;
-    }
-    v[n++] = f;
-  }
-  if (!err && rc && rc != MDB_NOTFOUND)
-    err = mbxc__cache_mdb_err(rc, "folders cursor");
-  mdb_cursor_close(cur);
-  if (!err) {
-    *v_r = v;
-    *n_r = n;
-  }
+  void **v;
+  err = mbxc__ct_scan(t, CDB_FOLDERS, st.ms_entries + 1, &mbx__cache_folder__descriptor,
+                      folder_has_view, "folder record", &v, n_r);
+  if (!err)
+    *v_r = (Mbx__CacheFolder **)v;
   return err;
 }
 
@@ -1007,32 +1033,11 @@ int mbxc__ct_queue_all(struct mbxc__ct *t, size_t max, Mbx__CacheOp ***ops_r, si
   size_t cap = mbxc__ct_queue_len(t);
   if (max && cap > max)
     cap = max;
-  Mbx__CacheOp **ops = mbx_arena_alloc(&t->a, (cap + 1) * sizeof(*ops));
-  if (!ops)
-    return MBX_ENOMEM;
-  MDB_cursor *cur;
-  int rc = mdb_cursor_open(t->txn, t->c->dbi[CDB_QUEUE], &cur);
-  if (rc)
-    return mbxc__cache_mdb_err(rc, "queue cursor");
-  size_t n = 0;
-  int err = 0;
-  MDB_val k, d;
-  for (rc = mdb_cursor_get(cur, &k, &d, MDB_FIRST); rc == 0 && n < cap;
-       rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
-    Mbx__CacheOp *op = mbx__cache_op__unpack(&t->a.pb, d.mv_size, d.mv_data);
-    if (!op) {
-      err = mbxc__cache_fail(MBX_ECORRUPT, "cache: undecodable queue entry");
-      break;
-    }
-    ops[n++] = op;
-  }
-  if (!err && rc && rc != MDB_NOTFOUND)
-    err = mbxc__cache_mdb_err(rc, "queue cursor");
-  mdb_cursor_close(cur);
-  if (!err) {
-    *ops_r = ops;
-    *n_r = n;
-  }
+  void **v;
+  int err =
+      mbxc__ct_scan(t, CDB_QUEUE, cap, &mbx__cache_op__descriptor, NULL, "queue entry", &v, n_r);
+  if (!err)
+    *ops_r = (Mbx__CacheOp **)v;
   return err;
 }
 

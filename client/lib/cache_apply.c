@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "cache_int.h"
 #include "clock.h"
+#include "kinds.h"
 
 #define SYNC_ISSUES "Sync Issues"
 #define CONFLICTS "Conflicts"
@@ -215,7 +216,7 @@ int mbxc__conflict_keep_copy(struct mbxc__ct *t, const Mbx__CacheItem *rec, cons
 {
   const Mbx__Item *v = rec->view;
   uint64_t folder;
-  int err = mbxc__conflict_folder(t, mbxc__class_of_kind(v->kind), &folder);
+  int err = mbxc__conflict_folder(t, mbx_kind_folder_class(v->kind), &folder);
   if (err)
     return err;
   uint8_t *body = NULL;
@@ -349,13 +350,11 @@ int mbxc__apply_item_left(struct mbxc__ct *t, uint64_t id, uint64_t folder_id)
 int mbxc__apply_item_gone(struct mbxc__ct *t, uint64_t id)
 {
   Mbx__CacheItem *rec;
-  int err = mbxc__ct_item_get(t, id, &rec);
-  if (err)
-    return err == MBX_ENOTFOUND ? 0 : err;
   Mbx__CacheOp **ops;
   size_t n;
-  if ((err = mbxc__ct_queue_of(t, id, &ops, &n)))
-    return err;
+  int err = mbxc__ct_item_queued(t, id, &rec, &ops, &n);
+  if (err)
+    return err == MBX_ENOTFOUND ? 0 : err;
   if (n && !has_op(ops, n, MBX__CACHE_OP__OP_DELETE) &&
       !has_op(ops, n, MBX__CACHE_OP__OP_APPEND) && !has_op(ops, n, MBX__CACHE_OP__OP_CREATE_ITEM)) {
     /* changed here, deleted on the server: keep what was done here */
@@ -584,13 +583,11 @@ int mbxc__apply_folder(struct mbxc__ct *t, const Mbx__Folder *f)
 static int item_in_gone_folder(struct mbxc__ct *t, uint64_t id, uint64_t folder)
 {
   Mbx__CacheItem *rec;
-  int err = mbxc__ct_item_get(t, id, &rec);
-  if (err)
-    return err == MBX_ENOTFOUND ? 0 : err;
   Mbx__CacheOp **ops;
   size_t n;
-  if ((err = mbxc__ct_queue_of(t, id, &ops, &n)))
-    return err;
+  int err = mbxc__ct_item_queued(t, id, &rec, &ops, &n);
+  if (err)
+    return err == MBX_ENOTFOUND ? 0 : err;
   if (n == 0)
     return mbxc__ct_item_del(t, rec);
   for (size_t i = 0; i < n; i++) {
@@ -601,7 +598,7 @@ static int item_in_gone_folder(struct mbxc__ct *t, uint64_t id, uint64_t folder)
     if (!target || mbxc__ct_resolve(t, *target) != folder)
       continue;
     /* made here in a folder the server deleted: it goes to Sync Issues/Conflicts */
-    if ((err = mbxc__conflict_folder(t, mbxc__class_of_kind(rec->view->kind), target)) ||
+    if ((err = mbxc__conflict_folder(t, mbx_kind_folder_class(rec->view->kind), target)) ||
         (err = mbxc__ct_queue_update(t, op, true)) ||
         (err = mbxc__ct_conflict(t, "created-here-in-folder-deleted-on-server", id, id,
                                  "\"%s\" was made here in a folder the server deleted: it is "

@@ -75,6 +75,14 @@ void mbxc__ct_abort(struct mbxc__ct *t);
 /* Deep copy of a message into the transaction's arena (pack + unpack). */
 void *mbxc__ct_dup(struct mbxc__ct *t, const ProtobufCMessage *m);
 #define MBXC__DUP(t, m) mbxc__ct_dup((t), &(m)->base)
+/* Whether a record mbxc__ct_scan decoded is whole (false: it counts as corrupt). */
+typedef bool (*mbxc__ct_check_fn)(const ProtobufCMessage *m);
+/* Decodes the records of db in key order, at most max of them, into an array in the
+ * arena. A record that does not decode, or that ok (may be NULL) refuses, fails the
+ * scan with MBX_ECORRUPT "cache: undecodable <record>". */
+int mbxc__ct_scan(struct mbxc__ct *t, enum mbxc__cdb db, size_t max,
+                  const ProtobufCMessageDescriptor *desc, mbxc__ct_check_fn ok,
+                  const char *record, void ***v_r, size_t *n_r);
 
 /* ---- meta ---- */
 int mbxc__ct_meta_get(struct mbxc__ct *t, const char *name, MDB_val *v_r);
@@ -94,6 +102,10 @@ int mbxc__ct_map_put(struct mbxc__ct *t, uint64_t local_id, uint64_t server_id);
 /* ---- items ---- */
 /* MBX_ENOTFOUND when absent. The record lives in the arena (free to modify). */
 int mbxc__ct_item_get(struct mbxc__ct *t, uint64_t id, Mbx__CacheItem **rec_r);
+/* mbxc__ct_item_get, then the item's queued changes, in order (arena), as
+ * mbxc__ct_queue_of. MBX_ENOTFOUND when there is no record. */
+int mbxc__ct_item_queued(struct mbxc__ct *t, uint64_t id, Mbx__CacheItem **rec_r,
+                         Mbx__CacheOp ***ops_r, size_t *n_r);
 /* Writes rec (key rec->view->id); old is what was stored (NULL: nothing): keeps the
  * folder index and the folder counters right. */
 int mbxc__ct_item_put(struct mbxc__ct *t, const Mbx__CacheItem *old, const Mbx__CacheItem *rec);
@@ -192,8 +204,6 @@ int mbxc__conflict_folder(struct mbxc__ct *t, Mbx__FolderClass cls, uint64_t *id
 int mbxc__conflict_note(struct mbxc__ct *t, const char *subject, const char *text);
 
 /* ---- cache_ops.c ---- */
-/* The item's class of folder. */
-Mbx__FolderClass mbxc__class_of_kind(Mbx__ItemKind k);
 /* Creates an item here (view + creation entry): used by the local calls and by the
  * conflict rules. body/len for messages (NULL for typed items). */
 int mbxc__ct_create_local_item(struct mbxc__ct *t, uint64_t folder_id, const Mbx__Item *tmpl,

@@ -9,6 +9,7 @@
 
 #include "cache_int.h"
 #include "clock.h"
+#include "kinds.h"
 #include "rfc5322.h"
 
 #define CACHE_LIST_DEFAULT 50u
@@ -89,22 +90,6 @@ static bool urgent_folder(const Mbx__CacheFolder *f)
 {
   return f->view->well_known == MBX__WELL_KNOWN__WK_SENT ||
          f->view->well_known == MBX__WELL_KNOWN__WK_OUTBOX;
-}
-
-Mbx__FolderClass mbxc__class_of_kind(Mbx__ItemKind k)
-{
-  switch (k) {
-  case MBX__ITEM_KIND__ITEM_EVENT:
-    return MBX__FOLDER_CLASS__FOLDER_CALENDAR;
-  case MBX__ITEM_KIND__ITEM_CONTACT:
-    return MBX__FOLDER_CLASS__FOLDER_CONTACTS;
-  case MBX__ITEM_KIND__ITEM_TASK:
-    return MBX__FOLDER_CLASS__FOLDER_TASKS;
-  case MBX__ITEM_KIND__ITEM_NOTE:
-    return MBX__FOLDER_CLASS__FOLDER_NOTES;
-  default:
-    return MBX__FOLDER_CLASS__FOLDER_MAIL;
-  }
 }
 
 static int categories_ok(const char *const *c, size_t n)
@@ -403,7 +388,7 @@ int mbxc_cache_create_item(mbxc_cache *c, uint64_t folder_id, const Mbx__Item *i
   Mbx__CacheFolder *f;
   Mbx__CacheItem *rec = NULL;
   if (!(err = visible_folder(&t, folder_id, &f)) &&
-      f->view->folder_class != mbxc__class_of_kind(item->kind))
+      f->view->folder_class != mbx_kind_folder_class(item->kind))
     err = mbxc__cache_fail(MBX_EINVAL, "that folder's class does not hold this kind of item");
   if (!err) {
     Mbx__Item it = MBX__ITEM__INIT;

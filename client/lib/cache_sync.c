@@ -388,6 +388,19 @@ static int hier_down(struct mbxc_cache_syncer *s, mbxc_conn *conn)
   return err;
 }
 
+/* Sends a queued folder change with its idempotency key. A reply without the folder
+ * counts as MBX_EPROTO; on a connection failure *resp_r is freed (NULL). */
+static int call_folder_change(mbxc_conn *conn, Mbx__Request *req, const Mbx__CacheOp *op,
+                              Mbx__Response **resp_r)
+{
+  int rc = call_idem(conn, req, &op->key, resp_r);
+  if (rc == 0 && (!(*resp_r)->folder || !(*resp_r)->folder->folder))
+    rc = MBX_EPROTO;
+  if (mbxc__sync_conn_failure(rc))
+    mbxc_free(resp_r);
+  return rc;
+}
+
 /* The reply to our own folder change: the server's version, with whatever is still
  * queued replayed on top (no conflict: it is the version our change produced). */
 static int applied_folder(struct mbxc__ct *t, const Mbx__Folder *f)
@@ -441,13 +454,9 @@ static int push_create_folder(struct mbxc_cache_syncer *s, mbxc_conn *conn, Mbx_
   b.has_folder_class = true;
   b.folder_class = op->create_folder->folder_class;
   Mbx__Response *resp = NULL;
-  int rc = call_idem(conn, &req, &op->key, &resp);
-  if (rc == 0 && (!resp->folder || !resp->folder->folder))
-    rc = MBX_EPROTO;
-  if (mbxc__sync_conn_failure(rc)) {
-    mbxc_free(&resp);
+  int rc = call_folder_change(conn, &req, op, &resp);
+  if (mbxc__sync_conn_failure(rc))
     return rc;
-  }
   struct mbxc__ct t;
   int err = wbegin(s, &t);
   if (err) {
@@ -507,13 +516,9 @@ static int push_update_folder(struct mbxc_cache_syncer *s, mbxc_conn *conn, Mbx_
   b.has_parent_id = op->update_folder->move;
   b.parent_id = parent;
   Mbx__Response *resp = NULL;
-  int rc = call_idem(conn, &req, &op->key, &resp);
-  if (rc == 0 && (!resp->folder || !resp->folder->folder))
-    rc = MBX_EPROTO;
-  if (mbxc__sync_conn_failure(rc)) {
-    mbxc_free(&resp);
+  int rc = call_folder_change(conn, &req, op, &resp);
+  if (mbxc__sync_conn_failure(rc))
     return rc;
-  }
   struct mbxc__ct t;
   int err = wbegin(s, &t);
   Mbx__CacheOp *cur;
@@ -539,24 +544,51 @@ static int push_update_folder(struct mbxc_cache_syncer *s, mbxc_conn *conn, Mbx_
   return wend(s, &t, err);
 }
 
-/* Queued folder creations, renames and moves, in order. */
-static int hier_push(struct mbxc_cache_syncer *s, mbxc_conn *conn)
+static bool is_folder_change(const Mbx__CacheOp *op)
+{
+  return op->op_case == MBX__CACHE_OP__OP_CREATE_FOLDER ||
+         op->op_case == MBX__CACHE_OP__OP_UPDATE_FOLDER;
+}
+
+static bool is_folder_delete(const Mbx__CacheOp *op)
+{
+  return op->op_case == MBX__CACHE_OP__OP_DELETE_FOLDER;
+}
+
+/* The seqs of the queued changes that want() picks, in queue order, read in one
+ * short transaction (*seqs_r is malloc'd: the caller frees it). */
+static int queued_seqs(struct mbxc_cache_syncer *s, bool (*want)(const Mbx__CacheOp *op),
+                       uint64_t **seqs_r, size_t *n_r)
 {
   struct mbxc__ct t;
   Mbx__CacheOp **ops;
-  size_t n;
+  size_t n, ns = 0;
   int err = mbxc__ct_begin(s->c, false, &t);
   if (err)
     return err;
   uint64_t *seqs = NULL;
-  size_t ns = 0;
   if (!(err = mbxc__ct_queue_all(&t, 0, &ops, &n)) && !(seqs = malloc((n + 1) * sizeof(*seqs))))
     err = MBX_ENOMEM;
   for (size_t i = 0; !err && i < n; i++)
-    if (ops[i]->op_case == MBX__CACHE_OP__OP_CREATE_FOLDER ||
-        ops[i]->op_case == MBX__CACHE_OP__OP_UPDATE_FOLDER)
+    if (want(ops[i]))
       seqs[ns++] = ops[i]->seq;
   mbxc__ct_abort(&t);
+  if (err)
+    return err;
+  *seqs_r = seqs;
+  *n_r = ns;
+  return 0;
+}
+
+/* Queued folder creations, renames and moves, in order. */
+static int hier_push(struct mbxc_cache_syncer *s, mbxc_conn *conn)
+{
+  struct mbxc__ct t;
+  uint64_t *seqs;
+  size_t ns;
+  int err = queued_seqs(s, is_folder_change, &seqs, &ns);
+  if (err)
+    return err;
   for (size_t i = 0; !err && i < ns; i++) {
     struct mbx_arena a;
     mbx_arena_init(&a, 0);
@@ -690,18 +722,11 @@ static int deleted_subtree(struct mbxc_cache_syncer *s, uint64_t root, uint64_t 
 static int push_folder_deletes(struct mbxc_cache_syncer *s, mbxc_conn *conn)
 {
   struct mbxc__ct t;
-  Mbx__CacheOp **ops;
-  size_t n, ns = 0;
-  uint64_t *seqs = NULL;
-  int err = mbxc__ct_begin(s->c, false, &t);
+  uint64_t *seqs;
+  size_t ns;
+  int err = queued_seqs(s, is_folder_delete, &seqs, &ns);
   if (err)
     return err;
-  if (!(err = mbxc__ct_queue_all(&t, 0, &ops, &n)) && !(seqs = malloc((n + 1) * sizeof(*seqs))))
-    err = MBX_ENOMEM;
-  for (size_t i = 0; !err && i < n; i++)
-    if (ops[i]->op_case == MBX__CACHE_OP__OP_DELETE_FOLDER)
-      seqs[ns++] = ops[i]->seq;
-  mbxc__ct_abort(&t);
   for (size_t i = 0; !err && i < ns; i++) {
     struct mbx_arena a;
     mbx_arena_init(&a, 0);

@@ -151,6 +151,19 @@ static mbxc_cache *fresh_cache(const char *dir)
   return c;
 }
 
+/* One full two-way pass (every folder): its summary (the caller frees it), and in
+ * *us_r the microseconds from the call to its return. Exits on failure. */
+static Mbx__CacheSyncSummary *timed_sync(mbxc_cache_syncer *s, const char *what, uint64_t *us_r)
+{
+  Mbx__CacheSyncSummary *sum = NULL;
+  uint64_t t0 = mbx_mono_us();
+  int rc = mbxc_cache_sync(s, NULL, 0, MBXC_CACHE_SYNC_ALL, &sum);
+  *us_r = mbx_mono_us() - t0;
+  if (rc < 0)
+    die(what, rc, NULL);
+  return sum;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -239,12 +252,7 @@ int main(int argc, char **argv)
     int rc = mbxc_cache_syncer_new(cache, &so, &syncer);
     if (rc < 0)
       die("syncer", rc, NULL);
-    Mbx__CacheSyncSummary *sum = NULL;
-    uint64_t t0 = mbx_mono_us();
-    rc = mbxc_cache_sync(syncer, NULL, 0, MBXC_CACHE_SYNC_ALL, &sum);
-    first_us[r] = mbx_mono_us() - t0;
-    if (rc < 0)
-      die("first sync", rc, NULL);
+    Mbx__CacheSyncSummary *sum = timed_sync(syncer, "first sync", &first_us[r]);
     items = sum->added;
     fprintf(stderr, "mbx-cache-bench: first sync %u/%u: %" PRIu64 " items in %.1f ms (%.0f items/s)\n",
             r + 1, o.runs, sum->added, first_us[r] / 1e3, sum->added * 1e6 / (double)first_us[r]);
@@ -286,12 +294,7 @@ int main(int argc, char **argv)
                                 even ? archive->id : inbox->id, NULL)) < 0)
         die("cache move", rc, NULL);
     }
-    Mbx__CacheSyncSummary *sum = NULL;
-    uint64_t t0 = mbx_mono_us();
-    rc = mbxc_cache_sync(syncer, NULL, 0, MBXC_CACHE_SYNC_ALL, &sum);
-    inc_us[r] = mbx_mono_us() - t0;
-    if (rc < 0)
-      die("incremental sync", rc, NULL);
+    Mbx__CacheSyncSummary *sum = timed_sync(syncer, "incremental sync", &inc_us[r]);
     if (sum->added != half || sum->changed != half || sum->pushed != o.changes || sum->queued) {
       bad++;
       fprintf(stderr, "mbx-cache-bench: round %u: added %" PRIu64 " changed %" PRIu64

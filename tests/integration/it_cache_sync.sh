@@ -94,7 +94,8 @@ as_demo --json list "Sync Issues/Conflicts" --limit 100; ok "the server has Sync
 copy=$(jqo '[.items[] | select(.message.subject == "conflict-gone")][0].id // empty')
 [[ -n "$copy" ]] || fail "no copy of conflict-gone in Sync Issues/Conflicts: $OUT"
 eq "$(jqo "[.items[] | select(.id == $copy)][0].flags")" "2" "the copy keeps the flag set here"
-jqo '[.items[].message.subject] | join("\n")' | grep -q '^Sync conflict: conflict-gone' ||
+# (grep reads a here-string: with pipefail, grep -q exiting early could SIGPIPE jq)
+grep -q '^Sync conflict: conflict-gone' <<<"$(jqo '[.items[].message.subject] | join("\n")')" ||
   fail "no note describing the conflict"
 as_demo --json get "$copy" --body; ok
 printf '%s' "$OUT" | jq -r '.body' | b64url_decode >"$IT_WORK/copy.eml"

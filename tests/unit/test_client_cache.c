@@ -3,67 +3,12 @@
  * and queues exactly one durable outbox entry with a 16-byte idempotency key that a
  * reopen does not change, local ids are ≥ 9e15, the checks the server would make are
  * made here first, settings and the profile directory. */
-#include <errno.h>
-#include <ftw.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <cmocka.h>
-
-#include "cache_int.h"
-#include "mbx/cache.h"
-
-#define USER "demo@example.com"
-
-static char dir[512];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void)sb, (void)flag, (void)ftw;
-  return remove(p);
-}
-
-static mbxc_cache *fresh(void)
-{
-  const char *base = getenv("MBX_TEST_TMPDIR");
-  char parent[400];
-  snprintf(parent, sizeof(parent), "%s", base && *base ? base : "/tmp");
-  if (mkdir(parent, 0700) < 0 && errno != EEXIST)
-    snprintf(parent, sizeof(parent), "/tmp");
-  snprintf(dir, sizeof(dir), "%s/mbxcache.XXXXXX", parent);
-  assert_non_null(mkdtemp(dir));
-  mbxc_cache *c = NULL;
-  assert_int_equal(mbxc_cache_open(dir, USER, (size_t)64 << 20, &c), 0);
-  return c;
-}
-
-static void done(mbxc_cache **c)
-{
-  mbxc_cache_close(c);
-  assert_null(*c);
-  nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "cache_fixture.h"
 
 static const Mbx__Folder *folder(const Mbx__FoldersResp *fr, const char *path)
 {
   const Mbx__Folder *f = NULL;
   return mbxc_folder_resolve(fr, path, &f) == 0 ? f : NULL;
-}
-
-static uint64_t folder_id(mbxc_cache *c, const char *path)
-{
-  Mbx__FoldersResp *fr;
-  assert_int_equal(mbxc_cache_folders(c, &fr), 0);
-  const Mbx__Folder *f = folder(fr, path);
-  uint64_t id = f ? f->id : 0;
-  mbxc_free(&fr);
-  return id;
 }
 
 static void counts(mbxc_cache *c, const char *path, uint64_t total, uint64_t unread)
@@ -77,13 +22,6 @@ static void counts(mbxc_cache *c, const char *path, uint64_t total, uint64_t unr
   mbxc_free(&fr);
 }
 
-static uint64_t queued(mbxc_cache *c)
-{
-  struct mbxc_cache_queue_info qi;
-  assert_int_equal(mbxc_cache_queue_info(c, &qi), 0);
-  return qi.queued;
-}
-
 static const char msg[] = "From: Alice <alice@example.org>\r\nTo: demo@example.com\r\n"
                           "Subject: offline hello\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
                           "\r\nbody text\r\n";
@@ -91,7 +29,7 @@ static const char msg[] = "From: Alice <alice@example.org>\r\nTo: demo@example.c
 static uint64_t append(mbxc_cache *c, const char *path)
 {
   Mbx__ItemResp *ir;
-  assert_int_equal(mbxc_cache_append(c, folder_id(c, path), msg, sizeof(msg) - 1, 0, &ir), 0);
+  assert_int_equal(mbxc_cache_append(c, cfx_folder_id(c, path), msg, sizeof(msg) - 1, 0, &ir), 0);
   uint64_t id = ir->item->id;
   mbxc_free(&ir);
   return id;
@@ -128,7 +66,7 @@ static void free_ops(Mbx__CacheOp **ops, size_t n)
 static void test_cache_new_profile_has_the_well_known_folders(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   Mbx__FoldersResp *fr;
   assert_int_equal(mbxc_cache_folders(c, &fr), 0);
   assert_int_equal(fr->n_folders, 11);
@@ -144,26 +82,26 @@ static void test_cache_new_profile_has_the_well_known_folders(void **state)
   assert_non_null(mbxc_folder_well_known(fr, MBX__WELL_KNOWN__WK_CALENDAR));
   mbxc_free(&fr);
   assert_string_equal(mbxc_cache_user(c), USER);
-  assert_int_equal(queued(c), 0); /* placeholders are not queued creations */
+  assert_int_equal(cfx_queued(c), 0); /* placeholders are not queued creations */
   mbxc_cache_close(&c);
   /* the same mailbox again (any case), or no user: fine; another mailbox: refused */
-  assert_int_equal(mbxc_cache_open(dir, "DEMO@example.com", 0, &c), 0);
+  assert_int_equal(mbxc_cache_open(cfx_dir, "DEMO@example.com", 0, &c), 0);
   mbxc_cache_close(&c);
-  assert_int_equal(mbxc_cache_open(dir, NULL, 0, &c), 0);
+  assert_int_equal(mbxc_cache_open(cfx_dir, NULL, 0, &c), 0);
   mbxc_cache_close(&c);
-  assert_int_equal(mbxc_cache_open(dir, "other@example.com", 0, &c), MBX_EINVAL);
+  assert_int_equal(mbxc_cache_open(cfx_dir, "other@example.com", 0, &c), MBX_EINVAL);
   assert_non_null(strstr(mbxc_cache_last_error(), "belongs to"));
   char empty[600];
-  snprintf(empty, sizeof(empty), "%s/sub", dir);
+  snprintf(empty, sizeof(empty), "%s/sub", cfx_dir);
   assert_int_equal(mbxc_cache_open(empty, NULL, 0, &c), MBX_EINVAL); /* new: needs a user */
-  assert_int_equal(mbxc_cache_open(dir, USER, 0, &c), 0);
-  done(&c);
+  assert_int_equal(mbxc_cache_open(cfx_dir, USER, 0, &c), 0);
+  cfx_done(&c);
 }
 
 static void test_cache_append_queues_one_keyed_entry(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   uint64_t id = append(c, "Drafts");
   assert_true(id >= MBXC_CACHE_LOCAL_ID_MIN);
   counts(c, "Drafts", 1, 1);
@@ -179,7 +117,7 @@ static void test_cache_append_queues_one_keyed_entry(void **state)
   assert_int_equal(ir->item->size, sizeof(msg) - 1);
   mbxc_free(&ir);
   Mbx__ListResp *lr;
-  assert_int_equal(mbxc_cache_list(c, folder_id(c, "Drafts"), 0, 0, &lr), 0);
+  assert_int_equal(mbxc_cache_list(c, cfx_folder_id(c, "Drafts"), 0, 0, &lr), 0);
   assert_int_equal(lr->total, 1);
   assert_int_equal(lr->n_items, 1);
   assert_int_equal(lr->items[0]->id, id);
@@ -195,7 +133,7 @@ static void test_cache_append_queues_one_keyed_entry(void **state)
   free_ops(ops, 1);
   /* a reopen (a crash and a restart) keeps the entry and its key */
   mbxc_cache_close(&c);
-  assert_int_equal(mbxc_cache_open(dir, NULL, 0, &c), 0);
+  assert_int_equal(mbxc_cache_open(cfx_dir, NULL, 0, &c), 0);
   assert_int_equal(queue_ops(c, &ops), 1);
   assert_memory_equal(ops[0]->key.data, key, sizeof(key));
   free_ops(ops, 1);
@@ -206,13 +144,13 @@ static void test_cache_append_queues_one_keyed_entry(void **state)
   assert_int_equal(qi.queued, 2);
   assert_int_equal(qi.urgent, 1);
   assert_true(qi.oldest_new_us > 0);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_cache_keys_differ(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   for (int i = 0; i < 8; i++)
     append(c, "Inbox");
   Mbx__CacheOp **ops;
@@ -222,13 +160,13 @@ static void test_cache_keys_differ(void **state)
     for (size_t j = i + 1; j < n; j++)
       assert_memory_not_equal(ops[i]->key.data, ops[j]->key.data, MBXC_CACHE_KEY_BYTES);
   free_ops(ops, n);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_cache_flags_queue_deltas(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   uint64_t id = append(c, "Inbox");
   const char *cats[] = { "red", "blue" };
   Mbx__ItemResp *ir;
@@ -266,18 +204,18 @@ static void test_cache_flags_queue_deltas(void **state)
     many[i] = "x";
   assert_int_equal(mbxc_cache_set_flags(c, id, 0, 0, true, many, 65, NULL), MBX_ELIMIT);
   assert_int_equal(mbxc_cache_set_flags(c, 12345, 1, 0, false, NULL, 0, NULL), MBX_ENOTFOUND);
-  assert_int_equal(queued(c), 3);
-  done(&c);
+  assert_int_equal(cfx_queued(c), 3);
+  cfx_done(&c);
 }
 
 static void test_cache_move_and_delete(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   uint64_t a = append(c, "Inbox"), b = append(c, "Inbox");
   Mbx__ItemResp *ir;
-  assert_int_equal(mbxc_cache_move(c, a, folder_id(c, "Archive"), &ir), 0);
-  assert_int_equal(ir->item->folder_id, folder_id(c, "Archive"));
+  assert_int_equal(mbxc_cache_move(c, a, cfx_folder_id(c, "Archive"), &ir), 0);
+  assert_int_equal(ir->item->folder_id, cfx_folder_id(c, "Archive"));
   mbxc_free(&ir);
   counts(c, "Inbox", 1, 1);
   counts(c, "Archive", 1, 1);
@@ -285,23 +223,23 @@ static void test_cache_move_and_delete(void **state)
   assert_int_equal(mbxc_cache_delete(c, a, false), 0);
   counts(c, "Archive", 0, 0);
   counts(c, "Deleted Items", 1, 1);
-  assert_int_equal(queued(c), 4);
+  assert_int_equal(cfx_queued(c), 4);
   /* deleting it again (from Deleted Items): it never reached the server, so it and all
    * its queued changes simply go */
   assert_int_equal(mbxc_cache_delete(c, a, false), 0);
   counts(c, "Deleted Items", 0, 0);
-  assert_int_equal(queued(c), 1);
+  assert_int_equal(cfx_queued(c), 1);
   assert_int_equal(mbxc_cache_get(c, a, false, &ir, NULL), MBX_ENOTFOUND);
   assert_int_equal(mbxc_cache_delete(c, b, true), 0);
-  assert_int_equal(queued(c), 0);
+  assert_int_equal(cfx_queued(c), 0);
   counts(c, "Inbox", 0, 0);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_cache_typed_items_and_classes(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   Mbx__Item it = MBX__ITEM__INIT;
   Mbx__Note note = MBX__NOTE__INIT;
   it.has_kind = true;
@@ -309,28 +247,28 @@ static void test_cache_typed_items_and_classes(void **state)
   it.note = &note;
   note.subject = "remember";
   Mbx__ItemResp *ir;
-  assert_int_equal(mbxc_cache_create_item(c, folder_id(c, "Notes"), &it, &ir), 0);
+  assert_int_equal(mbxc_cache_create_item(c, cfx_folder_id(c, "Notes"), &it, &ir), 0);
   assert_string_equal(ir->item->note->subject, "remember");
   assert_true(ir->item->size > 0);
   mbxc_free(&ir);
   counts(c, "Notes", 1, 1);
   /* a note does not go in a mail folder, a message not in Notes (as on the server) */
-  assert_int_equal(mbxc_cache_create_item(c, folder_id(c, "Inbox"), &it, NULL), MBX_EINVAL);
-  assert_int_equal(mbxc_cache_append(c, folder_id(c, "Notes"), msg, sizeof(msg) - 1, 0, NULL),
+  assert_int_equal(mbxc_cache_create_item(c, cfx_folder_id(c, "Inbox"), &it, NULL), MBX_EINVAL);
+  assert_int_equal(mbxc_cache_append(c, cfx_folder_id(c, "Notes"), msg, sizeof(msg) - 1, 0, NULL),
                    MBX_EINVAL);
   it.note = NULL;
-  assert_int_equal(mbxc_cache_create_item(c, folder_id(c, "Notes"), &it, NULL), MBX_EINVAL);
+  assert_int_equal(mbxc_cache_create_item(c, cfx_folder_id(c, "Notes"), &it, NULL), MBX_EINVAL);
   Mbx__CacheOp **ops;
   assert_int_equal(queue_ops(c, &ops), 1);
   assert_int_equal(ops[0]->op_case, MBX__CACHE_OP__OP_CREATE_ITEM);
   free_ops(ops, 1);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_cache_folders_local(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   Mbx__FolderResp *r;
   assert_int_equal(mbxc_cache_create_folder(c, "Projects", 0, MBX__FOLDER_CLASS__FOLDER_MAIL, &r), 0);
   uint64_t p = r->folder->id;
@@ -339,7 +277,7 @@ static void test_cache_folders_local(void **state)
   assert_int_equal(mbxc_cache_create_folder(c, "2026", p, MBX__FOLDER_CLASS__FOLDER_MAIL, &r), 0);
   uint64_t y = r->folder->id;
   mbxc_free(&r);
-  assert_int_equal(folder_id(c, "projects/2026"), y);
+  assert_int_equal(cfx_folder_id(c, "projects/2026"), y);
   /* names are unique among siblings, case-insensitively; and well-formed */
   assert_int_equal(mbxc_cache_create_folder(c, "PROJECTS", 0, 0, NULL), MBX_EEXIST);
   assert_int_equal(mbxc_cache_create_folder(c, "a/b", 0, 0, NULL), MBX_EINVAL);
@@ -349,30 +287,30 @@ static void test_cache_folders_local(void **state)
   assert_string_equal(r->folder->name, "Y2026");
   mbxc_free(&r);
   assert_int_equal(mbxc_cache_update_folder(c, y, NULL, true, 0, NULL), 0);
-  assert_int_equal(folder_id(c, "Y2026"), y);
+  assert_int_equal(cfx_folder_id(c, "Y2026"), y);
   assert_int_equal(mbxc_cache_update_folder(c, p, NULL, true, y, NULL), 0);
   assert_int_equal(mbxc_cache_update_folder(c, y, NULL, true, p, NULL), MBX_EINVAL); /* cycle */
-  assert_int_equal(mbxc_cache_update_folder(c, folder_id(c, "Inbox"), "In", false, 0, NULL),
+  assert_int_equal(mbxc_cache_update_folder(c, cfx_folder_id(c, "Inbox"), "In", false, 0, NULL),
                    MBX_EPERM);
-  assert_int_equal(mbxc_cache_delete_folder(c, folder_id(c, "Inbox")), MBX_EPERM);
+  assert_int_equal(mbxc_cache_delete_folder(c, cfx_folder_id(c, "Inbox")), MBX_EPERM);
   assert_int_equal(mbxc_cache_update_folder(c, p, "Y2026", true, 0, NULL), MBX_EEXIST);
   /* deleting a folder made here drops it, its subfolders, their items and changes */
   uint64_t it = append(c, "Y2026/Projects");
   assert_true(it != 0);
-  assert_true(queued(c) > 0);
+  assert_true(cfx_queued(c) > 0);
   assert_int_equal(mbxc_cache_delete_folder(c, y), 0);
-  assert_int_equal(folder_id(c, "Y2026"), 0);
-  assert_int_equal(folder_id(c, "Y2026/Projects"), 0);
-  assert_int_equal(queued(c), 0);
+  assert_int_equal(cfx_folder_id(c, "Y2026"), 0);
+  assert_int_equal(cfx_folder_id(c, "Y2026/Projects"), 0);
+  assert_int_equal(cfx_queued(c), 0);
   Mbx__ItemResp *ir;
   assert_int_equal(mbxc_cache_get(c, it, false, &ir, NULL), MBX_ENOTFOUND);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_cache_settings(void **state)
 {
   (void)state;
-  mbxc_cache *c = fresh();
+  mbxc_cache *c = cfx_open("mbxcache");
   char v[64];
   assert_int_equal(mbxc_cache_setting_get(c, "push_delay_s", v, sizeof(v)), 0);
   assert_string_equal(v, "60");
@@ -389,7 +327,7 @@ static void test_cache_settings(void **state)
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     assert_int_equal(mbxc_cache_setting_set(c, bad[i][0], bad[i][1]), MBX_EINVAL);
   mbxc_cache_close(&c);
-  assert_int_equal(mbxc_cache_open(dir, NULL, 0, &c), 0);
+  assert_int_equal(mbxc_cache_open(cfx_dir, NULL, 0, &c), 0);
   assert_int_equal(mbxc_cache_setting_get(c, "push_delay_s", v, sizeof(v)), 0);
   assert_string_equal(v, "5");
   assert_int_equal(mbxc_cache_setting_get(c, "bodies", v, sizeof(v)), 0);
@@ -402,7 +340,7 @@ static void test_cache_settings(void **state)
   assert_string_equal(st->server, "127.0.0.1:7001");
   assert_int_equal(st->n_folders, 11);
   mbxc_free(&st);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_cache_profile_dir(void **state)

@@ -2,34 +2,11 @@
  * one test per rule, driven without a server: server versions are fed to the apply
  * functions the sync uses (cache_apply.c) and the test checks what the user then
  * sees, what stays queued, what was recorded, and that nothing made here is lost. */
-#include <errno.h>
-#include <ftw.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <cmocka.h>
+#include "cache_fixture.h"
 
-#include "cache_int.h"
-#include "mbx/cache.h"
-
-#define USER "demo@example.com"
 /* the server's ids, as a fresh mailbox has them */
 enum { S_INBOX = 2, S_DRAFTS, S_SENT, S_DELETED, S_JUNK, S_ARCHIVE, S_OUTBOX, S_CALENDAR,
        S_CONTACTS, S_TASKS, S_NOTES };
-
-static char dir[512];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void)sb, (void)flag, (void)ftw;
-  return remove(p);
-}
 
 static Mbx__Folder *sfolder(uint64_t id, const char *name, uint64_t parent, Mbx__WellKnown wk,
                             Mbx__FolderClass cls)
@@ -59,15 +36,7 @@ static void apply_folder(mbxc_cache *c, const Mbx__Folder *f)
 /* A cache that has seen the server's well-known folders (its first hierarchy sync). */
 static mbxc_cache *fresh(void)
 {
-  const char *base = getenv("MBX_TEST_TMPDIR");
-  char parent[400];
-  snprintf(parent, sizeof(parent), "%s", base && *base ? base : "/tmp");
-  if (mkdir(parent, 0700) < 0 && errno != EEXIST)
-    snprintf(parent, sizeof(parent), "/tmp");
-  snprintf(dir, sizeof(dir), "%s/mbxrules.XXXXXX", parent);
-  assert_non_null(mkdtemp(dir));
-  mbxc_cache *c = NULL;
-  assert_int_equal(mbxc_cache_open(dir, USER, (size_t)64 << 20, &c), 0);
+  mbxc_cache *c = cfx_open("mbxrules");
   static const struct { const char *n; Mbx__WellKnown wk; Mbx__FolderClass cls; } wk[] = {
     { "Inbox", MBX__WELL_KNOWN__WK_INBOX, 0 }, { "Drafts", MBX__WELL_KNOWN__WK_DRAFTS, 0 },
     { "Sent Items", MBX__WELL_KNOWN__WK_SENT, 0 }, { "Deleted Items", MBX__WELL_KNOWN__WK_DELETED, 0 },
@@ -81,12 +50,6 @@ static mbxc_cache *fresh(void)
   for (size_t i = 0; i < 11; i++)
     apply_folder(c, sfolder(S_INBOX + i, wk[i].n, 0, wk[i].wk, wk[i].cls));
   return c;
-}
-
-static void done(mbxc_cache **c)
-{
-  mbxc_cache_close(c);
-  nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A server version of a message. */
@@ -136,13 +99,6 @@ static Mbx__Item *view(mbxc_cache *c, uint64_t id)
   return it;
 }
 
-static uint64_t queued(mbxc_cache *c)
-{
-  struct mbxc_cache_queue_info qi;
-  assert_int_equal(mbxc_cache_queue_info(c, &qi), 0);
-  return qi.queued;
-}
-
 static uint64_t conflicts(mbxc_cache *c, const char *rule)
 {
   Mbx__CacheStatus *st;
@@ -154,30 +110,13 @@ static uint64_t conflicts(mbxc_cache *c, const char *rule)
   return n;
 }
 
-static uint64_t folder_id(mbxc_cache *c, const char *path)
-{
-  Mbx__FoldersResp *fr;
-  const Mbx__Folder *f = NULL;
-  assert_int_equal(mbxc_cache_folders(c, &fr), 0);
-  uint64_t id = mbxc_folder_resolve(fr, path, &f) == 0 ? f->id : 0;
-  mbxc_free(&fr);
-  return id;
-}
-
 /* ---- tests ----------------------------------------------------------------- */
 
 static void test_rules_first_sync_adopts_placeholders(void **state)
 {
   (void)state;
-  char tmpl[512];
-  const char *base = getenv("MBX_TEST_TMPDIR");
-  snprintf(tmpl, sizeof(tmpl), "%s/mbxrules.XXXXXX", base && *base ? base : "/tmp");
-  mkdir(base && *base ? base : "/tmp", 0700);
-  assert_non_null(mkdtemp(tmpl));
-  snprintf(dir, sizeof(dir), "%s", tmpl);
-  mbxc_cache *c;
-  assert_int_equal(mbxc_cache_open(dir, USER, (size_t)64 << 20, &c), 0);
-  uint64_t drafts_local = folder_id(c, "Drafts");
+  mbxc_cache *c = cfx_open("mbxrules"); /* before any server folder: placeholders only */
+  uint64_t drafts_local = cfx_folder_id(c, "Drafts");
   assert_true(mbxc_cache_is_local_id(drafts_local));
   static const char m[] = "Subject: early\r\n\r\nx\r\n";
   Mbx__ItemResp *ir;
@@ -185,7 +124,7 @@ static void test_rules_first_sync_adopts_placeholders(void **state)
   uint64_t item = ir->item->id;
   mbxc_free(&ir);
   apply_folder(c, sfolder(S_DRAFTS, "Drafts", 0, MBX__WELL_KNOWN__WK_DRAFTS, 0));
-  assert_int_equal(folder_id(c, "Drafts"), S_DRAFTS);
+  assert_int_equal(cfx_folder_id(c, "Drafts"), S_DRAFTS);
   assert_int_equal(mbxc_cache_map_id(c, drafts_local), S_DRAFTS); /* the old id still works */
   Mbx__Item *v = view(c, item);
   assert_int_equal(v->folder_id, S_DRAFTS);
@@ -197,8 +136,8 @@ static void test_rules_first_sync_adopts_placeholders(void **state)
   assert_int_equal(d->item_count, 1); /* the count moved with it */
   assert_int_equal(fr->n_folders, 11);
   mbxc_free(&fr);
-  assert_int_equal(queued(c), 1);
-  done(&c);
+  assert_int_equal(cfx_queued(c), 1);
+  cfx_done(&c);
 }
 
 static void test_rules_echo_is_not_a_change(void **state)
@@ -215,7 +154,7 @@ static void test_rules_echo_is_not_a_change(void **state)
   Mbx__Item *v = view(c, 100);
   assert_int_equal(v->flags, 0);
   mbxc_free(&v);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_rules_flags_merge(void **state)
@@ -237,9 +176,9 @@ static void test_rules_flags_merge(void **state)
   assert_string_equal(v->categories[2], "y");
   assert_int_equal(v->cn, 6); /* the next push's if_cn */
   mbxc_free(&v);
-  assert_int_equal(queued(c), 1);
+  assert_int_equal(cfx_queued(c), 1);
   assert_int_equal(conflicts(c, "changed-on-both-sides"), 1);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_rules_deleted_here_changed_on_server(void **state)
@@ -257,7 +196,7 @@ static void test_rules_deleted_here_changed_on_server(void **state)
   assert_int_equal(v->folder_id, S_INBOX); /* restored, with the server's change */
   assert_int_equal(v->flags, MBX__ITEM_FLAG__FLAG_FLAGGED);
   mbxc_free(&v);
-  assert_int_equal(queued(c), 0);
+  assert_int_equal(cfx_queued(c), 0);
   assert_int_equal(conflicts(c, "deleted-here-changed-on-server"), 1);
   /* a hard delete here is undone the same way */
   assert_int_equal(mbxc_cache_delete(c, 100, true), 0);
@@ -267,7 +206,7 @@ static void test_rules_deleted_here_changed_on_server(void **state)
   assert_non_null(v);
   assert_int_equal(v->flags, MBX__ITEM_FLAG__FLAG_SEEN);
   mbxc_free(&v);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_rules_moved_on_both_sides(void **state)
@@ -283,7 +222,7 @@ static void test_rules_moved_on_both_sides(void **state)
   assert_int_equal(v->folder_id, S_JUNK);
   assert_int_equal(v->flags, MBX__ITEM_FLAG__FLAG_SEEN);
   mbxc_free(&v);
-  assert_int_equal(queued(c), 1);
+  assert_int_equal(cfx_queued(c), 1);
   assert_int_equal(conflicts(c, "moved-on-both-sides"), 1);
   /* the server's delete of an item that left the folder: ignored when the cache knows
    * it elsewhere */
@@ -293,7 +232,7 @@ static void test_rules_moved_on_both_sides(void **state)
   assert_int_equal(mbxc__ct_commit(&t), 0);
   assert_non_null((v = view(c, 100)));
   mbxc_free(&v);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_rules_changed_here_deleted_on_server(void **state)
@@ -311,7 +250,7 @@ static void test_rules_changed_here_deleted_on_server(void **state)
   assert_int_equal(mbxc__apply_item_gone(&t, 100), 0);          /* the server said ENOTFOUND */
   assert_int_equal(mbxc__ct_commit(&t), 0);
   assert_null(view(c, 100));
-  uint64_t cf = folder_id(c, "Sync Issues/Conflicts");
+  uint64_t cf = cfx_folder_id(c, "Sync Issues/Conflicts");
   assert_true(cf != 0);
   Mbx__ListResp *lr;
   assert_int_equal(mbxc_cache_list(c, cf, 0, 0, &lr), 0);
@@ -336,7 +275,7 @@ static void test_rules_changed_here_deleted_on_server(void **state)
   mbxc_free(&ir);
   mbxc_free(&lr);
   /* queued: Sync Issues, Conflicts, the copy, the note */
-  assert_int_equal(queued(c), 4);
+  assert_int_equal(cfx_queued(c), 4);
   assert_int_equal(conflicts(c, "changed-here-deleted-on-server"), 1);
   /* deleted on both sides: nothing to keep */
   apply_item(c, sitem(101, S_INBOX, 6, 0, "gone", NULL, 0));
@@ -344,8 +283,8 @@ static void test_rules_changed_here_deleted_on_server(void **state)
   assert_int_equal(mbxc__ct_begin(c, true, &t), 0);
   assert_int_equal(mbxc__apply_item_gone(&t, 101), 0);
   assert_int_equal(mbxc__ct_commit(&t), 0);
-  assert_int_equal(queued(c), 4);
-  done(&c);
+  assert_int_equal(cfx_queued(c), 4);
+  cfx_done(&c);
 }
 
 static void test_rules_created_here_in_folder_deleted_on_server(void **state)
@@ -368,15 +307,15 @@ static void test_rules_created_here_in_folder_deleted_on_server(void **state)
   assert_int_equal(mbxc__ct_begin(c, true, &t), 0);
   assert_int_equal(mbxc__apply_folder_gone(&t, 50), 0);
   assert_int_equal(mbxc__ct_commit(&t), 0);
-  assert_int_equal(folder_id(c, "Doomed"), 0);
+  assert_int_equal(cfx_folder_id(c, "Doomed"), 0);
   assert_null(view(c, 100)); /* the server's item went with its folder */
   Mbx__Item *v = view(c, mine);
   assert_non_null(v); /* what was made here is kept */
-  assert_int_equal(v->folder_id, folder_id(c, "Sync Issues/Conflicts"));
+  assert_int_equal(v->folder_id, cfx_folder_id(c, "Sync Issues/Conflicts"));
   mbxc_free(&v);
-  assert_int_equal(folder_id(c, "Sub"), sub); /* the local subfolder moved to the top */
+  assert_int_equal(cfx_folder_id(c, "Sub"), sub); /* the local subfolder moved to the top */
   assert_true(conflicts(c, "created-here-in-folder-deleted-on-server") >= 2);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_rules_folder_renamed_on_both_sides(void **state)
@@ -386,12 +325,12 @@ static void test_rules_folder_renamed_on_both_sides(void **state)
   apply_folder(c, sfolder(60, "Ren", 0, 0, 0));
   apply_folder(c, sfolder(61, "Other", 0, 0, 0));
   assert_int_equal(mbxc_cache_update_folder(c, 60, "Ren-A", true, 61, NULL), 0);
-  assert_int_equal(folder_id(c, "Other/Ren-A"), 60);
+  assert_int_equal(cfx_folder_id(c, "Other/Ren-A"), 60);
   apply_folder(c, sfolder(60, "Ren-S", 0, 0, 0)); /* renamed on the server, not moved */
-  assert_int_equal(folder_id(c, "Other/Ren-S"), 60); /* its name; our move stays */
-  assert_int_equal(queued(c), 1);
+  assert_int_equal(cfx_folder_id(c, "Other/Ren-S"), 60); /* its name; our move stays */
+  assert_int_equal(cfx_queued(c), 1);
   assert_int_equal(conflicts(c, "renamed-on-both-sides"), 1);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_rules_folder_deleted_here_changed_on_server(void **state)
@@ -402,13 +341,13 @@ static void test_rules_folder_deleted_here_changed_on_server(void **state)
   apply_folder(c, sfolder(71, "Inner", 70, 0, 0));
   apply_item(c, sitem(100, 70, 1, 0, "kept", NULL, 0));
   assert_int_equal(mbxc_cache_delete_folder(c, 70), 0);
-  assert_int_equal(folder_id(c, "Keep"), 0);
+  assert_int_equal(cfx_folder_id(c, "Keep"), 0);
   assert_null(view(c, 100));
-  assert_int_equal(queued(c), 1);
+  assert_int_equal(cfx_queued(c), 1);
   apply_folder(c, sfolder(70, "Keep2", 0, 0, 0)); /* renamed on the server meanwhile */
-  assert_int_equal(folder_id(c, "Keep2"), 70);
-  assert_int_equal(folder_id(c, "Keep2/Inner"), 71);
-  assert_int_equal(queued(c), 0); /* the deletion is dropped */
+  assert_int_equal(cfx_folder_id(c, "Keep2"), 70);
+  assert_int_equal(cfx_folder_id(c, "Keep2/Inner"), 71);
+  assert_int_equal(cfx_queued(c), 0); /* the deletion is dropped */
   assert_int_equal(conflicts(c, "deleted-here-changed-on-server"), 1);
   /* its content comes back with the next download: the state was forgotten */
   struct mbxc__ct t;
@@ -416,7 +355,7 @@ static void test_rules_folder_deleted_here_changed_on_server(void **state)
   assert_int_equal(mbxc__ct_begin(c, false, &t), 0);
   assert_int_equal(mbxc__ct_fstate_get(&t, 70, &st), MBX_ENOTFOUND);
   mbxc__ct_abort(&t);
-  done(&c);
+  cfx_done(&c);
 }
 
 static void test_rules_local_ids_follow_the_push(void **state)
@@ -451,8 +390,8 @@ static void test_rules_local_ids_follow_the_push(void **state)
   assert_true(ir->has_body);
   mbxc_free(&ir);
   assert_int_equal(mbxc_cache_move(c, local, S_ARCHIVE, NULL), 0);
-  assert_int_equal(queued(c), 2);
-  done(&c);
+  assert_int_equal(cfx_queued(c), 2);
+  cfx_done(&c);
 }
 
 int main(void)
