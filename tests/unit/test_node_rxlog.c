@@ -246,6 +246,57 @@ static void test_segments_in_order(void **state)
   close_rx(f, &rx);
 }
 
+/* Real appends past a segment's 64 MiB: the next appends go to the other segment,
+ * the store taking the first one empties it, and recovery reads on from the second. */
+static void test_segment_switch_and_trim(void **state)
+{
+  struct fx *f = *state;
+  enum { REC_OPS = 1 << 20, N = 70 };  /* 1 MiB records: 64 fill the first segment */
+  uint8_t *ops = calloc(1, REC_OPS);
+  struct mbx_buf *big = calloc(N, sizeof(*big));
+  assert_non_null(ops);
+  assert_non_null(big);
+  for (int i = 0; i < N; i++) {
+    mbx_buf_init(&big[i], 0);
+    ops[0] = (uint8_t)i;
+    assert_int_equal(mbx_logrec_encode_packed(1, (uint64_t)i + 1, i, ops, REC_OPS, &big[i]), 0);
+  }
+  struct mbx_repl_rxlog *rx;
+  struct mbx_repl_rxlog_recovered rec;
+  assert_int_equal(mbx_repl_rxlog_open(&f->loop, f->path, 0, 0, &rx, &rec), 0);
+  for (int i = 0; i < N; i++) {
+    const uint8_t *r = big[i].data;
+    size_t l = big[i].len;
+    struct done_rec d = {0};
+    assert_int_equal(mbx_repl_rxlog_append(rx, &r, &l, 1, on_done, &d), 0);
+    for (int k = 0; k < 1000 && !d.calls; k++)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(d.status, 0);
+  }
+  char p0[700], p1[700];
+  struct stat st0, st1;
+  snprintf(p0, sizeof(p0), "%s.0", f->path);
+  snprintf(p1, sizeof(p1), "%s.1", f->path);
+  assert_int_equal(stat(p1, &st1), 0);
+  assert_true(st1.st_size > 0);            /* switched */
+  mbx_repl_rxlog_taken(rx, 66);            /* the first segment ends at or before 66 */
+  close_rx(f, &rx);
+  assert_int_equal(stat(p0, &st0), 0);
+  assert_int_equal(st0.st_size, 0);        /* emptied */
+  assert_int_equal(mbx_repl_rxlog_open(&f->loop, f->path, 66, 1, &rx, &rec), 0);
+  assert_int_equal(rec.n, N - 66);
+  assert_int_equal(rec.last_lsn, N);
+  struct mbx_logrec r0;
+  assert_int_equal(mbx_logrec_decode(rec.recs[0], rec.lens[0], &r0), 0);
+  assert_int_equal(r0.lsn, 67);
+  mbx_repl_rxlog_recovered_free(&rec);
+  close_rx(f, &rx);
+  for (int i = 0; i < N; i++)
+    mbx_buf_free(&big[i]);
+  free(big);
+  free(ops);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -254,6 +305,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_bad_record_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_taken_and_reset, setup, teardown),
     cmocka_unit_test_setup_teardown(test_segments_in_order, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_segment_switch_and_trim, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
