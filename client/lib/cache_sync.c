@@ -1323,6 +1323,35 @@ static bool in_ids(const uint64_t *v, size_t n, uint64_t id)
   return false;
 }
 
+/* A fault-injection point for the crash tests, off unless MBX_TEST_PUSH_STALL_WAVE
+ * is set: once this process has had that many waves answered, it writes a line to
+ * MBX_TEST_PUSH_STALL_FILE (if set) and stops before recording the last wave, so the
+ * node has applied changes whose replies the cache never records — what a kill -9 in
+ * the middle of a push does, but at a known point instead of a lucky one. */
+static void push_stall_point(void)
+{
+  static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  static unsigned long answered;
+  const char *at = getenv("MBX_TEST_PUSH_STALL_WAVE");
+  if (!at || !*at)
+    return;
+  pthread_mutex_lock(&mu);
+  bool stall = ++answered == strtoul(at, NULL, 10);
+  pthread_mutex_unlock(&mu);
+  if (!stall)
+    return;
+  const char *path = getenv("MBX_TEST_PUSH_STALL_FILE");
+  int fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0600) : -1;
+  if (fd >= 0) {
+    static const char line[] = "stalled\n";
+    if (write(fd, line, sizeof(line) - 1) < 0) { /* the test then times out and says so */
+    }
+    close(fd);
+  }
+  for (;;)
+    pause();
+}
+
 /* Picks the wave: the first pending change of each item (an item's changes go one
  * after the other, each based on the reply to the one before), at most
  * SYNC_WAVE_MAX. A change that depends on something not pushed yet holds back its
@@ -1424,6 +1453,8 @@ static int folder_push(struct mbxc_cache_syncer *s, mbxc_conn *conn, const struc
       if (!all && !uv_run(mbxc__loop(conn), UV_RUN_ONCE))
         break;
     }
+    if (nw > 0)
+      push_stall_point();
     /* the accepted ones, in one transaction */
     struct mbxc__ct t;
     uint64_t refetch[SYNC_WAVE_MAX];

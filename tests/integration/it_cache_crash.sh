@@ -55,24 +55,30 @@ queued=$(status_field a queued)
 
 step "kill -9 of sync-now in the middle of its pushes, 4 times"
 it_cluster start node1
+# Each sync stops itself at a known point (libmbx's MBX_TEST_PUSH_STALL_WAVE): after
+# its second pipelined wave was applied and answered by the node but before the
+# cache recorded it, the worst moment for a kill. Then we kill it -9.
 kills=0
 for ((k = 1; k <= 4; k++)); do
   before=$(status_field a queued)
   ((before > 0)) || break
+  stall="$IT_WORK/stall.$k"
   env -u MBX_CERT -u MBX_KEY MBX_CACHE_DIR="$CACHE_DIR_IT" MBX_USER="$DEMO" \
-    MBX_PASSWORD="$DEMO_PW" "$MBX" --cached --profile a sync-now >/dev/null 2>&1 &
+    MBX_PASSWORD="$DEMO_PW" MBX_TEST_PUSH_STALL_WAVE=2 MBX_TEST_PUSH_STALL_FILE="$stall" \
+    "$MBX" --cached --profile a sync-now >"$IT_WORK/sync.$k.out" 2>&1 &
   spid=$!
   IT_PIDS+=("$spid")
-  # as soon as the queue shrinks: pushes are under way
-  for ((w = 0; w < 2000; w++)); do
-    now=$(status_field a queued)
-    ((now < before)) && break
-  done
+  stalled() { [[ -s "$stall" ]] || ! kill -0 "$spid" 2>/dev/null; }
+  wait_until 60 stalled || fail "sync $k neither stalled mid-push nor ended within 60 s"
+  [[ -s "$stall" ]] ||
+    fail "sync $k ended before its second wave was answered: $(head -c 500 "$IT_WORK/sync.$k.out")"
   kill -9 "$spid" 2>/dev/null && kills=$((kills + 1))
   wait "$spid" 2>/dev/null
-  echo "  kill $k: queue $before → $(status_field a queued)"
+  after=$(status_field a queued)
+  echo "  kill $k: queue $before → $after"
+  ((after < before)) || fail "sync $k pushed nothing before its kill (queue $before → $after)"
 done
-((kills >= 2)) || fail "fewer than 2 syncs were killed mid-push ($kills): the test proved nothing"
+((kills == 4)) || fail "only $kills of 4 syncs were killed mid-push: the test proved less than it says"
 
 step "restart: everything pushed, each change exactly once"
 sync_now a
