@@ -234,20 +234,18 @@ static void seed_install_after(uv_work_t *w, int status)
   struct mbx_repl_sink *k = x->k;
   struct mbx_db *db = k->db;
   struct mbx_node *n = k->node;
+  struct mbx_store *store;
   if (status == UV_ECANCELED) {       /* never ran: the old store is still open */
-    db->store = x->old_store;
+    store = x->old_store;
     x->rc = MBX_ESHUTDOWN;
     snprintf(x->why, sizeof(x->why), "node shutting down");
   } else {
-    db->store = x->new_store;
+    store = x->new_store;
   }
   x->installing = false;
-  if (db->store && !n->stopping) {
-    int rc = mbx_committer_start(n->loop, db->store, &n->commit_opt, &db->committer);
-    if (rc < 0)
-      mbx_error("db %s: cannot restart the committer after seeding: %s", db->name,
-                mbx_strerror(rc));
-  }
+  if (mbx_db_attach_store(n, db, store) < 0)
+    mbx_error("db %s: cannot restart the committer after seeding: %s", db->name,
+              mbx_db_reason(db));
   if (x->rc == 0)
     k->meta = x->meta;
   seed_rx_end(x, x->rc, x->why);
@@ -259,9 +257,11 @@ static void seed_rx_install(struct mbx_repl_seed_rx *x)
   struct mbx_repl_sink *k = x->k;
   struct mbx_db *db = k->db;
   seed_rx_detach_stream(x);
-  mbx_committer_stop(&db->committer);   /* nothing of ours is queued: the sink waited */
-  x->old_store = db->store;
-  db->store = NULL;
+  /* SWAPPING: nothing of ours is queued (the sink waited); the committer stops */
+  if (mbx_db_detach_store(db, false, &x->old_store) < 0) {
+    seed_rx_end(x, MBX_EINVAL, "the copy is not passive: the seed is not installed");
+    return;
+  }
   x->meta = k->meta;
   x->meta.needs_reseed = x->meta.failed = false;
   x->meta.reason[0] = 0;
@@ -270,8 +270,7 @@ static void seed_rx_install(struct mbx_repl_seed_rx *x)
   x->work.data = x;
   if (uv_queue_work(k->node->loop, &x->work, seed_install_work, seed_install_after) != 0) {
     x->installing = false;
-    db->store = x->old_store;
-    mbx_committer_start(k->node->loop, db->store, &k->node->commit_opt, &db->committer);
+    mbx_db_attach_store(k->node, db, x->old_store);
     seed_rx_end(x, MBX_ENOMEM, "cannot queue the install");
   }
 }

@@ -358,7 +358,7 @@ void mbx_repl_source_stop(struct mbx_db *db)
   db->source = NULL;
   if (db->committer)
     mbx_committer_set_on_commit(db->committer, NULL, NULL);
-  bool moved = db->role != MBX_COPY_ACTIVE;
+  bool moved = !mbx_db_is_active(db);
   while (s->subs)
     src_sub_end(s, s->subs, moved ? MBX_ENOTACTIVE : MBX_ESHUTDOWN,
                 moved ? "this copy is no longer active" : "the active's node is shutting down");
@@ -374,13 +374,13 @@ int mbx_repl_source_pull(struct mbx_req *r)
   struct mbx_node *n = r->conn->node;
   const Mbx__ReplPullReq *q = r->rq->repl_pull;
   struct mbx_db *db = mbx_node_db(n, q->db);
-  if (!db || db->creating || !db->store) {
+  if (!db || !mbx_db_ready(db)) {
     r->status = MBX_ENOTFOUND;
     r->errmsg = mbx_arena_printf(&r->arena, "no database %s on node %s", q->db, n->conf->node_name);
     return r->status;
   }
   struct mbx_repl_source *s = db->source;
-  if (db->role != MBX_COPY_ACTIVE || !s) {
+  if (!mbx_db_is_active(db) || !s) {
     r->status = MBX_ENOTACTIVE;
     r->errmsg = mbx_arena_printf(&r->arena, "the copy of %s on %s is not active", q->db,
                                  n->conf->node_name);

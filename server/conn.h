@@ -56,6 +56,7 @@ struct mbx_req {
   const char *hash;
   char hash_buf[160];
   struct mbx_store *new_store;
+  uint64_t write_epoch;               /* the epoch req_submit admitted the write in */
   const char *store_error;
   /* A write with Request.idempotency_key (handler.c): the key (borrowed from rq) and its
    * scope; the writer sets idem_hit when the key was recorded before, and idem_reply

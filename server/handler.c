@@ -287,6 +287,10 @@ static int req_commit_run(struct mbx_wtxn *w, void *arg)
 {
   struct mbx_req *r = arg;
   int rc;
+  /* The write fence, again, on the writer: a unit queued while the copy was active
+   * is refused if it stopped being active (or began another epoch) since. */
+  if (!mbx_db_may_write(r->db, r->write_epoch))
+    return MBX_ENOTACTIVE;
   if (r->idem_key && (rc = req_idem_lookup(w, r)) != 0)
     return rc > 0 ? 0 : rc;
   if ((rc = r->run(w, r)) < 0)
@@ -307,7 +311,9 @@ static void req_commit_done(int status, uint64_t lsn, void *arg)
   if (status == 0 && r->n_changes && r->db)
     mbx_notify_publish(req_node(r), r->db, r->changes, r->n_changes,
                        mbx_committer_done_time_us());
-  if (status == 0 && r->idem_hit)
+  if (status == MBX_ENOTACTIVE)
+    mbx_handler_not_active(r, r->db);
+  else if (status == 0 && r->idem_hit)
     req_idem_answer(r);
   else if (status == MBX_EINVAL && r->idem_mismatch)
     req_fail(r, status, "this idempotency key was already used for another kind of request");
@@ -322,6 +328,11 @@ static int req_submit(struct mbx_req *r, struct mbx_db *db,
 {
   if (!db || !db->committer)
     return req_fail(r, MBX_ESHUTDOWN, "database is not accepting writes (shutting down)");
+  /* The write fence, at the start: every write, admin writes included, is admitted
+   * only by an active copy, and only in the epoch it is active in now. */
+  if (!mbx_db_may_write(db, 0))
+    return mbx_handler_not_active(r, db);
+  r->write_epoch = mbx_db_write_epoch(db);
   r->db = db;
   r->run = run;
   r->complete = complete;
@@ -446,7 +457,7 @@ static void login_after(uv_work_t *w, int status)
       mbx_req_finish(r);
       return;
     }
-    if (role == MBX__ROLE__ROLE_USER && r->db->role != MBX_COPY_ACTIVE) {
+    if (role == MBX__ROLE__ROLE_USER && !mbx_db_is_active(r->db)) {
       mbx_handler_not_active(r, r->db);   /* the client logs in again there */
       mbx_req_finish(r);
       return;
@@ -840,7 +851,7 @@ static int req_check_size(struct mbx_req *r, size_t len)
 static int h_user(struct mbx_req *r)
 {
   int rc;
-  if (r->db && r->db->role != MBX_COPY_ACTIVE)
+  if (r->db && !mbx_db_is_active(r->db))
     return mbx_handler_not_active(r, r->db);
   if ((rc = req_idem_setup(r, r->mailbox_id, MBX_STORE_IDEM_USER)) < 0)
     return rc;
@@ -899,7 +910,7 @@ static int h_deliver(struct mbx_req *r)
   uint64_t id;
   if (req_find_address(r, q->to, &db, &id) < 0)
     return req_fail(r, MBX_ENOTFOUND, "no mailbox for %s", q->to);
-  if (db->role != MBX_COPY_ACTIVE)
+  if (!mbx_db_is_active(db))
     return mbx_handler_not_active(r, db);
   if ((rc = req_idem_setup(r, id, MBX_STORE_IDEM_TRANSPORT)) < 0)
     return rc;
@@ -914,7 +925,7 @@ static Mbx__DbInfo *req_db_info(struct mbx_req *r, struct mbx_db *db)
   if (!di)
     return NULL;
   di->name = db->name;
-  di->role = "active";
+  di->role = (char *)mbx_db_state_name(mbx_db_state(db));
   di->has_epoch = di->has_last_lsn = di->has_mailboxes = di->has_size_bytes = 1;
   di->epoch = mbx_store_epoch(db->store);
   di->last_lsn = mbx_store_last_lsn(db->store);
@@ -947,8 +958,15 @@ static void db_create_after(uv_work_t *w, int status)
   int rc = status == UV_ECANCELED ? MBX_ESHUTDOWN : r->work_rc;
   if (rc == 0 && n->stopping)
     rc = MBX_ESHUTDOWN;
-  if (rc == 0)
-    rc = mbx_committer_start(n->loop, r->new_store, &n->commit_opt, &db->committer);
+  if (rc == 0) {
+    struct mbx_store *store = r->new_store;
+    r->new_store = NULL;
+    if ((rc = mbx_db_mount(n, db, store)) < 0) {
+      r->store_error = mbx_arena_strdup(&r->arena, mbx_db_reason(db));
+      mbx_committer_stop(&db->committer);
+      mbx_store_close(&db->store);
+    }
+  }
   if (rc < 0) {
     mbx_error("db %s: creation failed: %s", db->name,
               r->store_error ? r->store_error : mbx_strerror(rc));
@@ -961,12 +979,7 @@ static void db_create_after(uv_work_t *w, int status)
     mbx_req_finish(r);
     return;
   }
-  db->store = r->new_store;
-  r->new_store = NULL;
-  db->creating = false;
   mbx_notice("db %s: created in %s", db->name, mbx_store_path(db->store));
-  if ((rc = mbx_node_db_start_repl(n, db)) < 0)
-    mbx_error("db %s: cannot start replication: %s", db->name, mbx_strerror(rc));
   r->db_created(r);
 }
 
@@ -1034,7 +1047,7 @@ static int h_db_list(struct mbx_req *r)
 static struct mbx_db *req_ready_db(struct mbx_req *r, const char *name)
 {
   struct mbx_db *db = name ? mbx_node_db(req_node(r), name) : NULL;
-  if (!db || !db->store) {
+  if (!db || !mbx_db_ready(db)) {
     req_fail(r, MBX_ENOTFOUND, "no database '%s' on node %s", name ? name : "",
              req_node(r)->conf->node_name);
     return NULL;
@@ -1214,6 +1227,8 @@ static int h_mailbox_create(struct mbx_req *r)
   struct mbx_db *db = req_ready_db(r, q->database);
   if (!db)
     return r->status;
+  if (!mbx_db_may_write(db, 0))       /* before the password costs a hash */
+    return mbx_handler_not_active(r, db);
   if (!q->address || !strchr(q->address, '@') || strlen(q->address) > 254)
     return req_fail(r, MBX_EINVAL, "'%.80s' is not a valid mailbox address",
                     q->address ? q->address : "");

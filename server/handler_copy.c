@@ -47,7 +47,7 @@ static struct mbx_db *ready_db(struct mbx_req *r, const char *name)
     cfail(r, MBX_ENOTFOUND, "no database '%s' on node %s", name ? name : "", cme(r));
     return NULL;
   }
-  if (!db->store || db->creating) {
+  if (!mbx_db_ready(db)) {
     /* It exists, but its store is being created or swapped for a fresh seed. */
     cfail(r, MBX_EBUSY, "database '%s' on node %s is being created or is installing a seed; "
                         "try again in a moment", name, cme(r));
@@ -59,7 +59,7 @@ static struct mbx_db *ready_db(struct mbx_req *r, const char *name)
 /* The node holding db's active copy, as this copy knows it. */
 static const char *active_node_of(struct mbx_req *r, struct mbx_db *db)
 {
-  if (db->role == MBX_COPY_ACTIVE)
+  if (mbx_db_is_active(db))
     return cme(r);
   if (db->sink)
     return mbx_arena_strdup(&r->arena, db->sink->meta.active_node);
@@ -72,7 +72,7 @@ static const char *active_node_of(struct mbx_req *r, struct mbx_db *db)
 /* Forwards r to db's active unless this is it; 0 = act here. */
 static int to_active(struct mbx_req *r, struct mbx_db *db)
 {
-  if (db->role == MBX_COPY_ACTIVE)
+  if (mbx_db_is_active(db))
     return 0;
   const char *a = active_node_of(r, db);
   if (!a)
@@ -329,24 +329,25 @@ static void copy_drop_after(uv_work_t *w, int status)
 /* This node's passive copy goes: the active has dropped it from the layout. */
 static int copy_drop_local(struct mbx_req *r, struct mbx_db *db)
 {
-  if (db->role == MBX_COPY_ACTIVE)
+  if (mbx_db_is_active(db))
     return cfail(r, MBX_EINVAL, "the copy of %s on %s is active; it cannot be removed",
                  db->name, cme(r));
   struct copy_drop *d = calloc(1, sizeof(*d));
   if (!d)
     return cfail(r, MBX_ENOMEM, "out of memory");
-  mbx_node_db_stop_repl(db);
-  mbx_committer_stop(&db->committer);
   d->r = r;
   d->db = db;
-  d->store = db->store;
-  snprintf(d->dir, sizeof(d->dir), "%s", mbx_store_path(db->store));
-  db->store = NULL;
-  db->creating = true;                /* the name stays taken until the files are gone */
+  /* REMOVING: replication stops, the name stays taken until the files are gone */
+  int rc = mbx_db_detach_store(db, true, &d->store);
+  if (rc < 0) {
+    free(d);
+    return cfail(r, rc, "the copy of %s on %s cannot be removed in state %s", db->name, cme(r),
+                 mbx_db_state_name(mbx_db_state(db)));
+  }
+  snprintf(d->dir, sizeof(d->dir), "%s", mbx_store_path(d->store));
   d->work.data = d;
   if (uv_queue_work(cnode(r)->loop, &d->work, copy_drop_work, copy_drop_after) != 0) {
-    db->store = d->store;             /* leave it stopped but open */
-    db->creating = false;
+    mbx_db_attach_store(cnode(r), db, d->store); /* left open, not replicating */
     free(d);
     return cfail(r, MBX_ENOMEM, "cannot remove the copy now");
   }
@@ -400,7 +401,7 @@ static int h_copy_remove(struct mbx_req *r)
   struct mbx_db *db = ready_db(r, q->db);
   if (!db)
     return r->status;
-  if (from_node(r) && is_me(r, q->node) && db->role != MBX_COPY_ACTIVE)
+  if (from_node(r) && is_me(r, q->node) && !mbx_db_is_active(db))
     return copy_drop_local(r, db);    /* told by the active */
   int rc = to_active(r, db);
   if (rc != 0)
@@ -467,7 +468,7 @@ static int copy_here(struct mbx_req *r, const char *dbname, const char *node,
   struct mbx_db *db = ready_db(r, dbname);
   if (!db)
     return r->status;
-  if (db->role == MBX_COPY_ACTIVE || !db->sink)
+  if (mbx_db_is_active(db) || !db->sink)
     return cfail(r, MBX_EINVAL, "the copy of %s on %s is the active copy (or not replicating)",
                  db->name, node);
   r->db = db;
@@ -597,8 +598,15 @@ static void copy_host_after(uv_work_t *w, int status)
   int rc = status == UV_ECANCELED ? MBX_ESHUTDOWN : r->work_rc;
   if (rc == 0 && n->stopping)
     rc = MBX_ESHUTDOWN;
-  if (rc == 0)
-    rc = mbx_committer_start(n->loop, r->new_store, &n->commit_opt, &db->committer);
+  if (rc == 0) {
+    struct mbx_store *store = r->new_store;
+    r->new_store = NULL;
+    if ((rc = mbx_db_mount(n, db, store)) < 0) {
+      r->store_error = mbx_arena_strdup(&r->arena, mbx_db_reason(db));
+      mbx_committer_stop(&db->committer);
+      mbx_store_close(&db->store);
+    }
+  }
   if (rc < 0) {
     cfail(r, rc, "node %s cannot create a copy of %s: %s", n->conf->node_name, db->name,
           r->store_error ? r->store_error : mbx_strerror(rc));
@@ -610,17 +618,10 @@ static void copy_host_after(uv_work_t *w, int status)
     mbx_req_finish(r);
     return;
   }
-  db->store = r->new_store;
-  r->new_store = NULL;
-  db->creating = false;
   mbx_notice("db %s: passive copy created (active %s%s%s)", db->name,
              r->rq->copy_host->active_node, r->rq->copy_host->seed_source ? ", seed from " : "",
              r->rq->copy_host->seed_source ? r->rq->copy_host->seed_source : "");
-  if ((rc = mbx_node_db_start_repl(n, db)) < 0)
-    cfail(r, rc, "copy of %s created on %s, but replication could not start: %s", db->name,
-          n->conf->node_name, mbx_strerror(rc));
-  else
-    answer_status(r, db);
+  answer_status(r, db);
   mbx_req_finish(r);
 }
 

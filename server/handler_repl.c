@@ -155,7 +155,7 @@ static void cs_one(struct cs_gather *g, size_t slot, struct mbx_db *db, bool may
 {
   struct mbx_req *r = g->r;
   struct mbx_node *n = r->conn->node;
-  if (db->role == MBX_COPY_ACTIVE) {
+  if (mbx_db_is_active(db)) {
     if (db->source && mbx_repl_source_status(r, db, &g->slots[slot].v, &g->slots[slot].n) == 0)
       return;
     g->status = MBX_ENOTACTIVE;
@@ -209,7 +209,7 @@ static int hr_copy_status(struct mbx_req *r)
   bool found = false;
   for (size_t i = 0; i < n->n_dbs; i++) {
     struct mbx_db *db = n->dbs[i];
-    if (db->creating || !db->store || (name && *name && strcmp(db->name, name) != 0))
+    if (!mbx_db_ready(db) || (name && *name && strcmp(db->name, name) != 0))
       continue;
     found = true;
     cs_one(g, g->n_slots++, db, may_forward);

@@ -52,7 +52,7 @@ int mbx_node_db_add(struct mbx_node *n, const char *name, struct mbx_db **db_r)
 {
   if (n->n_dbs >= MBX_NODE_DBS_MAX)
     return MBX_ELIMIT;
-  struct mbx_db *db = calloc(1, sizeof(*db));
+  struct mbx_db *db = mbx_db_new(name);
   struct mbx_db **v = realloc(n->dbs, (n->n_dbs + 1) * sizeof(*v));
   if (!db || !v) {
     free(db);
@@ -61,8 +61,6 @@ int mbx_node_db_add(struct mbx_node *n, const char *name, struct mbx_db **db_r)
     return MBX_ENOMEM;
   }
   n->dbs = v;
-  snprintf(db->name, sizeof(db->name), "%s", name);
-  db->creating = true;
   n->dbs[n->n_dbs++] = db;
   *db_r = db;
   return 0;
@@ -80,36 +78,10 @@ void mbx_node_db_remove(struct mbx_node *n, struct mbx_db *db)
   }
 }
 
-/* ---- replication roles ------------------------------------------------------------ */
-
-int mbx_node_db_start_repl(struct mbx_node *n, struct mbx_db *db)
-{
-  struct mbx_store_copy_meta m;
-  int rc = mbx_store_get_copy_meta(db->store, &m);
-  if (rc < 0)
-    return rc;
-  mbx_node_db_stop_repl(db);
-  db->role = m.active_node[0] && strcmp(m.active_node, n->conf->node_name) != 0
-               ? MBX_COPY_PASSIVE : MBX_COPY_ACTIVE;
-  if (db->role == MBX_COPY_ACTIVE)
-    return mbx_repl_source_start(n, db);
-  mbx_notify_db_inactive(n, db);      /* its subscribers go to the active */
-  mbx_info("db %s: passive copy, active on %s", db->name, m.active_node);
-  return mbx_repl_sink_start(n, db);
-}
-
-void mbx_node_db_stop_repl(struct mbx_db *db)
-{
-  if (db->source)
-    mbx_repl_source_stop(db);
-  if (db->sink)
-    mbx_repl_sink_stop(db);
-}
-
 static void node_stop_repl_all(struct mbx_node *n)
 {
   for (size_t i = 0; i < n->n_dbs; i++)
-    mbx_node_db_stop_repl(n->dbs[i]);
+    mbx_db_stop_repl(n->dbs[i]);
   mbx_peer_shutdown(n);
 }
 
@@ -131,23 +103,16 @@ static int node_open_db(struct mbx_node *n, const char *name, char *err, size_t 
     return rc;
   }
   const char *why = NULL;
-  rc = mbx_store_open(n->db_dir, name, false, &n->store_opt, &db->store, &why);
+  struct mbx_store *store = NULL;
+  rc = mbx_store_open(n->db_dir, name, false, &n->store_opt, &store, &why);
   if (rc < 0) {
     snprintf(err, errsz, "cannot open database %s in %s: %s", name, n->db_dir,
              why ? why : mbx_strerror(rc));
     mbx_node_db_remove(n, db);
     return rc;
   }
-  rc = mbx_committer_start(n->loop, db->store, &n->commit_opt, &db->committer);
-  if (rc < 0) {
-    snprintf(err, errsz, "database %s: cannot start its committer: %s", name, mbx_strerror(rc));
-    mbx_store_close(&db->store);
-    mbx_node_db_remove(n, db);
-    return rc;
-  }
-  db->creating = false;
-  if ((rc = mbx_node_db_start_repl(n, db)) < 0) {
-    snprintf(err, errsz, "database %s: cannot start replication: %s", name, mbx_strerror(rc));
+  if ((rc = mbx_db_mount(n, db, store)) < 0) {
+    snprintf(err, errsz, "database %s: %s", name, mbx_db_reason(db));
     return rc;                        /* node start fails: everything is stopped there */
   }
   mbx_debug("db %s: opened, epoch %llu, last lsn %llu", name,

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "commit.h"
+#include "db.h"
 #include "nodeconf.h"
 #include "store.h"
 #include "stream.h"
@@ -17,32 +18,11 @@
 #define MBX_VERSION "0.1.0"
 #define MBX_PROTOCOL_VERSION 1
 #define MBX_NODE_DBS_MAX 1024
-#define MBX_DB_NAME_MAX 63
 
 struct mbx_conn;
 struct mbx_repl_source;
 struct mbx_repl_sink;
 struct mbx_peer_pool;
-
-/* A copy's role is runtime state: today it comes from the copy's own meta at start
- * (server/store.h mbx_store_copy_meta: active_node empty = active); the Active
- * Manager will change it at run time. */
-enum mbx_copy_role {
-  MBX_COPY_ACTIVE = 0,
-  MBX_COPY_PASSIVE = 1,
-};
-
-/* One hosted database. Entries are never freed while the loop runs: sessions keep
- * pointers to them. */
-struct mbx_db {
-  char name[MBX_DB_NAME_MAX + 1];
-  struct mbx_store *store;            /* NULL while being created (see creating) */
-  struct mbx_committer *committer;    /* NULL while being created and after shutdown */
-  bool creating;                      /* db_create in progress: the name is taken */
-  enum mbx_copy_role role;
-  struct mbx_repl_source *source;     /* active: serves the passives' pulls (replication/source.c) */
-  struct mbx_repl_sink *sink;         /* passive: pulls, receives, replays (replication/sink.c) */
-};
 
 struct mbx_node {
   uv_loop_t *loop;
@@ -82,17 +62,10 @@ void mbx_node_free(struct mbx_node **n);
 struct mbx_db *mbx_node_db(struct mbx_node *n, const char *name);
 /* [a-z0-9][a-z0-9_-]{0,62} */
 bool mbx_node_db_name_ok(const char *name);
-/* Adds an entry (creating = true, no store yet). MBX_ELIMIT, MBX_ENOMEM. */
+/* Adds an entry (CREATING, no store yet). MBX_ELIMIT, MBX_ENOMEM. */
 int mbx_node_db_add(struct mbx_node *n, const char *name, struct mbx_db **db_r);
 /* Removes an entry that never became ready (failed creation). */
 void mbx_node_db_remove(struct mbx_node *n, struct mbx_db *db);
-
-/* Decides db's role from its copy meta (active_node empty or this node → active) and
- * starts its replication source (active) or sink (passive), stopping what ran
- * before: at start, after a db_create or copy_host, and whenever the role changes. */
-int mbx_node_db_start_repl(struct mbx_node *n, struct mbx_db *db);
-/* Stops db's source or sink (the store and committer stay). */
-void mbx_node_db_stop_repl(struct mbx_db *db);
 
 /* Called by conn.c when a connection is gone for good. */
 void mbx_node_conn_removed(struct mbx_node *n);

@@ -1,0 +1,232 @@
+/* db.c — the one owner of a database copy's lifecycle: the state enum's transition
+ * table, the mount sequence, the write fence, and the role changes that start and
+ * stop replication. See db.h for the states. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "mbx_error.h"
+#include "node.h"
+#include "notify.h"
+#include "repl.h"
+
+static const char *const state_names[MBX_DB_STATES] = {
+  [MBX_DB_CREATING] = "creating",   [MBX_DB_MOUNTING] = "mounting",
+  [MBX_DB_ACTIVE] = "active",       [MBX_DB_DRAINING] = "draining",
+  [MBX_DB_PASSIVE] = "passive",     [MBX_DB_SWAPPING] = "swapping",
+  [MBX_DB_REMOVING] = "removing",   [MBX_DB_DISMOUNTED] = "dismounted",
+  [MBX_DB_FAILED] = "failed",
+};
+
+const char *mbx_db_state_name(enum mbx_db_state s)
+{
+  return (unsigned)s < MBX_DB_STATES ? state_names[s] : "unknown";
+}
+
+#define T(s) (1u << (s))
+/* allowed[from] = the states it may go to. FAILED is reachable from everywhere. */
+static const unsigned allowed[MBX_DB_STATES] = {
+  [MBX_DB_CREATING] = T(MBX_DB_MOUNTING),
+  [MBX_DB_MOUNTING] = T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE),
+  [MBX_DB_ACTIVE] = T(MBX_DB_DRAINING) | T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE) |
+                    T(MBX_DB_DISMOUNTED),
+  [MBX_DB_DRAINING] = T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE) | T(MBX_DB_DISMOUNTED),
+  [MBX_DB_PASSIVE] = T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE) | T(MBX_DB_SWAPPING) |
+                     T(MBX_DB_REMOVING) | T(MBX_DB_DISMOUNTED),
+  [MBX_DB_SWAPPING] = T(MBX_DB_PASSIVE),
+  [MBX_DB_REMOVING] = T(MBX_DB_PASSIVE),
+  [MBX_DB_DISMOUNTED] = T(MBX_DB_MOUNTING) | T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE),
+  [MBX_DB_FAILED] = T(MBX_DB_MOUNTING),
+};
+
+bool mbx_db_transition_ok(enum mbx_db_state from, enum mbx_db_state to)
+{
+  if ((unsigned)from >= MBX_DB_STATES || (unsigned)to >= MBX_DB_STATES)
+    return false;
+  return to == MBX_DB_FAILED || (allowed[from] & T(to)) != 0;
+}
+#undef T
+
+/* Every state change goes through here. */
+static int db_go(struct mbx_db *db, enum mbx_db_state to)
+{
+  enum mbx_db_state from = mbx_db_state(db);
+  if (!mbx_db_transition_ok(from, to)) {
+    mbx_error("db %s: refused transition %s -> %s", db->name, mbx_db_state_name(from),
+              mbx_db_state_name(to));
+    return MBX_EINVAL;
+  }
+  if (to != MBX_DB_ACTIVE)
+    atomic_store(&db->write_epoch, 0);  /* the fence closes before anything else */
+  atomic_store(&db->state, (int)to);
+  if (from != to)
+    mbx_debug("db %s: %s -> %s", db->name, mbx_db_state_name(from), mbx_db_state_name(to));
+  return 0;
+}
+
+struct mbx_db *mbx_db_new(const char *name)
+{
+  struct mbx_db *db = calloc(1, sizeof(*db));
+  if (!db)
+    return NULL;
+  snprintf(db->name, sizeof(db->name), "%s", name);
+  atomic_init(&db->state, MBX_DB_CREATING);
+  atomic_init(&db->write_epoch, 0);
+  return db;
+}
+
+enum mbx_db_state mbx_db_state(const struct mbx_db *db)
+{
+  return (enum mbx_db_state)atomic_load(&((struct mbx_db *)db)->state);
+}
+
+bool mbx_db_ready(const struct mbx_db *db)
+{
+  enum mbx_db_state s = mbx_db_state(db);
+  return db->store && s != MBX_DB_CREATING && s != MBX_DB_SWAPPING && s != MBX_DB_REMOVING &&
+         s != MBX_DB_FAILED;
+}
+
+bool mbx_db_is_active(const struct mbx_db *db)
+{
+  enum mbx_db_state s = mbx_db_state(db);
+  return s == MBX_DB_ACTIVE || s == MBX_DB_DRAINING;
+}
+
+bool mbx_db_may_write(const struct mbx_db *db, uint64_t epoch)
+{
+  struct mbx_db *d = (struct mbx_db *)db;
+  if (atomic_load(&d->state) != MBX_DB_ACTIVE)
+    return false;
+  uint64_t e = atomic_load(&d->write_epoch);
+  return e != 0 && (epoch == 0 || e == epoch);
+}
+
+uint64_t mbx_db_write_epoch(const struct mbx_db *db)
+{
+  return atomic_load(&((struct mbx_db *)db)->write_epoch);
+}
+
+const char *mbx_db_reason(const struct mbx_db *db)
+{
+  return db->reason;
+}
+
+/* ---- roles ------------------------------------------------------------------------- */
+
+void mbx_db_stop_repl(struct mbx_db *db)
+{
+  if (db->source)
+    mbx_repl_source_stop(db);
+  if (db->sink)
+    mbx_repl_sink_stop(db);
+}
+
+/* From the copy meta: active_node empty or this node → active. */
+static int db_take_role(struct mbx_node *n, struct mbx_db *db)
+{
+  struct mbx_store_copy_meta m;
+  int rc = mbx_store_get_copy_meta(db->store, &m);
+  if (rc < 0)
+    return rc;
+  bool active = !m.active_node[0] || strcmp(m.active_node, n->conf->node_name) == 0;
+  mbx_db_stop_repl(db);
+  if (active) {
+    if ((rc = db_go(db, MBX_DB_ACTIVE)) < 0)
+      return rc;
+    /* The source starts before the fence opens: a write acknowledged from here on
+     * is streamed to the passives. */
+    if ((rc = mbx_repl_source_start(n, db)) < 0)
+      return rc;
+    atomic_store(&db->write_epoch, mbx_store_epoch(db->store));
+    return 0;
+  }
+  if ((rc = db_go(db, MBX_DB_PASSIVE)) < 0)
+    return rc;
+  mbx_notify_db_inactive(n, db);      /* its subscribers go to the active */
+  mbx_info("db %s: passive copy, active on %s", db->name, m.active_node);
+  return mbx_repl_sink_start(n, db);
+}
+
+int mbx_db_mount(struct mbx_node *n, struct mbx_db *db, struct mbx_store *store)
+{
+  int rc = db_go(db, MBX_DB_MOUNTING);
+  if (rc < 0)
+    return rc;
+  db->store = store;
+  db->reason[0] = 0;
+  if (!db->committer &&
+      (rc = mbx_committer_start(n->loop, db->store, &n->commit_opt, &db->committer)) < 0) {
+    char why[MBX_DB_REASON_MAX];
+    snprintf(why, sizeof(why), "cannot start its committer: %s", mbx_strerror(rc));
+    mbx_db_fail(db, why);
+    return rc;
+  }
+  if ((rc = db_take_role(n, db)) < 0) {
+    char why[MBX_DB_REASON_MAX];
+    snprintf(why, sizeof(why), "cannot start replication: %s", mbx_strerror(rc));
+    mbx_db_fail(db, why);
+    return rc;
+  }
+  return 0;
+}
+
+int mbx_db_remount(struct mbx_node *n, struct mbx_db *db)
+{
+  if (!db->store)
+    return MBX_EINVAL;
+  return db_take_role(n, db);
+}
+
+int mbx_db_deactivate(struct mbx_db *db)
+{
+  return db_go(db, MBX_DB_DRAINING);
+}
+
+int mbx_db_dismount(struct mbx_db *db, const char *reason)
+{
+  int rc = db_go(db, MBX_DB_DISMOUNTED);
+  if (rc < 0)
+    return rc;
+  mbx_db_stop_repl(db);
+  snprintf(db->reason, sizeof(db->reason), "%s", reason ? reason : "");
+  mbx_warning("db %s: dismounted: %s", db->name, db->reason);
+  return 0;
+}
+
+void mbx_db_fail(struct mbx_db *db, const char *reason)
+{
+  db_go(db, MBX_DB_FAILED);
+  mbx_db_stop_repl(db);
+  snprintf(db->reason, sizeof(db->reason), "%s", reason ? reason : "");
+  mbx_error("db %s: failed: %s", db->name, db->reason);
+}
+
+int mbx_db_detach_store(struct mbx_db *db, bool to_removing, struct mbx_store **store_r)
+{
+  int rc = db_go(db, to_removing ? MBX_DB_REMOVING : MBX_DB_SWAPPING);
+  if (rc < 0)
+    return rc;
+  mbx_committer_stop(&db->committer);
+  *store_r = db->store;
+  db->store = NULL;
+  return 0;
+}
+
+int mbx_db_attach_store(struct mbx_node *n, struct mbx_db *db, struct mbx_store *store)
+{
+  int rc = db_go(db, MBX_DB_PASSIVE);
+  if (rc < 0)
+    return rc;
+  db->store = store;
+  if (store && !n->stopping &&
+      (rc = mbx_committer_start(n->loop, db->store, &n->commit_opt, &db->committer)) < 0) {
+    char why[MBX_DB_REASON_MAX];
+    snprintf(why, sizeof(why), "cannot restart its committer: %s", mbx_strerror(rc));
+    mbx_db_fail(db, why);
+    return rc;
+  }
+  return 0;
+}
