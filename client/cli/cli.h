@@ -106,9 +106,12 @@ void mbxcli_format_bytes(uint64_t b, char *buf, size_t len);
 void mbxcli_format_progress(uint64_t done, uint64_t total, uint64_t elapsed_us, char *buf,
                             size_t len);
 /* The copy status table: DB NODE ROLE STATUS COPYQ COPYQ BYTES REPLAYQ LAST RECEIVED
- * LAST REPLAYED LAG PREF REASON/COMMENT; ages relative to now_us. */
+ * LAST REPLAYED LAST CONTACT LAG PREF REASON/COMMENT; ages relative to now_us. */
 void mbxcli_print_copy_status(FILE *f, Mbx__CopyStatus *const *copies, size_t n,
                               int64_t now_us);
+/* How many of the copies are not healthy: an active that is not Mounted, a passive
+ * that is not Healthy (ServiceDown, Diverged, Failed, Seeding… all count). */
+size_t mbxcli_copies_unhealthy(Mbx__CopyStatus *const *copies, size_t n);
 
 /* ---- watch.c ---- */
 

@@ -234,7 +234,7 @@ void mbxcli_format_progress(uint64_t done, uint64_t total, uint64_t elapsed_us, 
 }
 
 /* Column widths grow to fit; each cell is rendered once into a row of strings. */
-enum { COLS = 12, CELL = 96 };
+enum { COLS = 13, CELL = 96 };
 
 static void copy_row(const Mbx__CopyStatus *c, int64_t now_us, char row[COLS][CELL])
 {
@@ -256,25 +256,29 @@ static void copy_row(const Mbx__CopyStatus *c, int64_t now_us, char row[COLS][CE
                     row[7], CELL);
   mbxcli_format_age(c->has_last_replayed_time_us ? c->last_replayed_time_us : 0, now_us,
                     row[8], CELL);
-  if (c->lag_s)
-    mbxcli_format_duration(c->lag_s, row[9], CELL);
-  else
+  if (active)
     snprintf(row[9], CELL, "-");
-  if (c->has_preference)
-    snprintf(row[10], CELL, "%" PRIu32, c->preference);
+  else
+    mbxcli_format_age(c->has_last_contact_us ? c->last_contact_us : 0, now_us, row[9], CELL);
+  if (c->lag_s)
+    mbxcli_format_duration(c->lag_s, row[10], CELL);
   else
     snprintf(row[10], CELL, "-");
+  if (c->has_preference)
+    snprintf(row[11], CELL, "%" PRIu32, c->preference);
+  else
+    snprintf(row[11], CELL, "-");
   const char *why = c->reason && *c->reason ? c->reason : "";
   const char *note = c->comment && *c->comment ? c->comment : "";
   if (c->status && strcmp(c->status, "Seeding") == 0 && c->seed_bytes_total) {
     char p[64];
     snprintf(p, sizeof(p), "seeding %" PRIu64 "%%",
              c->seed_bytes_done * 100 / c->seed_bytes_total);
-    snprintf(row[11], CELL, "%s%s%.60s", p, *why ? ": " : "", why);
+    snprintf(row[12], CELL, "%s%s%.60s", p, *why ? ": " : "", why);
   } else if (*why && *note) {
-    snprintf(row[11], CELL, "%.45s (%.45s)", why, note);
+    snprintf(row[12], CELL, "%.45s (%.45s)", why, note);
   } else {
-    snprintf(row[11], CELL, "%s", *why ? why : *note ? note : "");
+    snprintf(row[12], CELL, "%s", *why ? why : *note ? note : "");
   }
 }
 
@@ -283,9 +287,9 @@ void mbxcli_print_copy_status(FILE *f, Mbx__CopyStatus *const *copies, size_t n,
 {
   static const char *const head[COLS] = {
     "DB", "NODE", "ROLE", "STATUS", "COPYQ", "COPYQ BYTES", "REPLAYQ", "LAST RECEIVED",
-    "LAST REPLAYED", "LAG", "PREF", "REASON/COMMENT",
+    "LAST REPLAYED", "LAST CONTACT", "LAG", "PREF", "REASON/COMMENT",
   };
-  static const bool right[COLS] = { [4] = true, [5] = true, [6] = true, [10] = true };
+  static const bool right[COLS] = { [4] = true, [5] = true, [6] = true, [11] = true };
   if (n == 0) {
     fprintf(f, "no database copies\n");
     return;
@@ -311,4 +315,17 @@ void mbxcli_print_copy_status(FILE *f, Mbx__CopyStatus *const *copies, size_t n,
     fprintf(f, "%s\n", rows[i][COLS - 1]);
   }
   free(rows);
+}
+
+size_t mbxcli_copies_unhealthy(Mbx__CopyStatus *const *copies, size_t n)
+{
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    const Mbx__CopyStatus *c = copies[i];
+    bool active = c->role && strcmp(c->role, "active") == 0;
+    const char *want = active ? "Mounted" : "Healthy";
+    if (!c->status || strcmp(c->status, want) != 0)
+      bad++;
+  }
+  return bad;
 }

@@ -1211,6 +1211,17 @@ static int cmd_copy_status(struct ctx *x)
     ex = emit_json(&r->base);
   else
     mbxcli_print_copy_status(stdout, r->copies, r->n_copies, mbx_now_us());
+  for (size_t i = 0; i < r->n_unreachable; i++)
+    fprintf(stderr, "mbx: partial view: node %s did not answer; its copies show as ServiceDown\n",
+            r->unreachable[i]);
+  if (opt(x, "check")) {
+    size_t bad = mbxcli_copies_unhealthy(r->copies, r->n_copies);
+    if (bad) {
+      fprintf(stderr, "mbx: admin copy status --check: %zu of %zu cop%s not healthy\n", bad,
+              r->n_copies, r->n_copies == 1 ? "y is" : "ies are");
+      ex = ex ? ex : 1;
+    }
+  }
   mbxc_free(&r);
   return ex;
 }
@@ -1459,10 +1470,12 @@ static const struct cmd cmds[] = {
   { { "admin", "copy", "play-down" }, AUTH_ADMIN, 1, 1, { O("node") }, cmd_copy_simple,
     "admin copy play-down DB --node NODE",
     "Replay everything a lagged copy has received, now." },
-  { { "admin", "copy", "status" }, AUTH_ADMIN, 0, 1, { { 0 } }, cmd_copy_status,
-    "admin copy status [DB]",
-    "Every copy's role, status, copy and replay queues, last log times, lag and why it is "
-    "unhealthy." },
+  { { "admin", "copy", "status" }, AUTH_ADMIN, 0, 1, { { "check", false } }, cmd_copy_status,
+    "admin copy status [DB] [--check]",
+    "Every copy's role, status, copy and replay queues, last log times, last contact, lag "
+    "and why it is unhealthy, each node asked for its own copies; a node that does not "
+    "answer is its own row (ServiceDown) and the view is announced as partial on stderr. "
+    "--check: exit 1 unless every copy is Mounted (active) or Healthy (passive)." },
   { { "admin", "mailbox", "create" }, AUTH_ADMIN, 1, 1,
     { O("db"), O("name"), O("alias"), O("quota-warn"), O("quota-prohibit") }, cmd_mailbox_create,
     "admin mailbox create ADDRESS --db DB [--name \"Display Name\"] [--alias A]... "

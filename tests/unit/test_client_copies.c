@@ -158,22 +158,23 @@ static void test_status_table(void **state)
   p.copy_queue_bytes = 1536, p.replay_queue_records = 1;
   p.has_last_received_time_us = 1, p.last_received_time_us = now - 200000;
   p.has_last_replayed_time_us = 1, p.last_replayed_time_us = now - 42000000;
+  p.has_last_contact_us = 1, p.last_contact_us = now - 500000;
   s.db = "db1", s.node = "node3", s.role = "passive", s.status = "Suspended";
   s.comment = "disk swap", s.lag_s = 300, s.has_preference = 1, s.preference = 3;
   Mbx__CopyStatus *v[] = { &a, &p, &s };
   char *t = table_of(v, 3, now);
   char *l1 = strchr(t, '\n') + 1, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
   assert_int_equal(strncmp(t, "DB   NODE   ROLE     STATUS     COPYQ  COPYQ BYTES  REPLAYQ  "
-                              "LAST RECEIVED  LAST REPLAYED  LAG  PREF  REASON/COMMENT\n",
+                              "LAST RECEIVED  LAST REPLAYED  LAST CONTACT  LAG  PREF  REASON/COMMENT\n",
                            (size_t)(l1 - t)), 0);
   assert_int_equal(strncmp(l1, "db1  node1  active   Mounted        -            -        -  "
-                               "0.1s ago       -              -       1  \n",
+                               "0.1s ago       -              -             -       1  \n",
                            (size_t)(l2 - l1)), 0);
   assert_int_equal(strncmp(l2, "db1  node2  passive  Healthy        3      1.5 KiB        1  "
-                               "0.2s ago       42s ago        -       2  \n",
+                               "0.2s ago       42s ago        0.5s ago      -       2  \n",
                            (size_t)(l3 - l2)), 0);
   assert_string_equal(l3, "db1  node3  passive  Suspended      0          0 B        0  "
-                          "-              -              5m      3  disk swap\n");
+                          "-              -              -             5m      3  disk swap\n");
   free(t);
   /* a failed copy shows its reason, with the operator's comment after it */
   s.status = "FailedAndSuspended", s.reason = "record 42: crc mismatch";
@@ -184,6 +185,13 @@ static void test_status_table(void **state)
   t = table_of(NULL, 0, now);
   assert_string_equal(t, "no database copies\n");
   free(t);
+  /* --check: only a Mounted active and Healthy passives pass */
+  s.status = "Healthy";
+  assert_int_equal(mbxcli_copies_unhealthy(v, 3), 0);
+  p.status = "ServiceDown";
+  assert_int_equal(mbxcli_copies_unhealthy(v, 3), 1);
+  a.status = "Dismounted";
+  assert_int_equal(mbxcli_copies_unhealthy(v, 3), 2);
 }
 
 int main(void)
