@@ -311,6 +311,11 @@ static void req_commit_done(int status, uint64_t lsn, void *arg)
   if (status == 0 && r->n_changes && r->db)
     mbx_notify_publish(req_node(r), r->db, r->changes, r->n_changes,
                        mbx_committer_done_time_us());
+  if (status == 0) {                  /* who acknowledged it, in which epoch */
+    r->resp.ack_node = (char *)req_node(r)->conf->node_name;
+    r->resp.has_ack_epoch = 1;
+    r->resp.ack_epoch = r->write_epoch;
+  }
   if (status == MBX_ENOTACTIVE)
     mbx_handler_not_active(r, r->db);
   else if (status == 0 && r->idem_hit)

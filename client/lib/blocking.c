@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "client_int.h"
 
@@ -128,11 +129,48 @@ static int follow_redirect(mbxc_conn *c, const Mbx__Request *req)
   return 0;
 }
 
+/* The writes the node deduplicates by idempotency key (server/handler.c). */
+static bool call_keyed_write(Mbx__Request__BodyCase c)
+{
+  switch (c) {
+  case MBX__REQUEST__BODY_APPEND: case MBX__REQUEST__BODY_CREATE_ITEM:
+  case MBX__REQUEST__BODY_SET_FLAGS: case MBX__REQUEST__BODY_MOVE:
+  case MBX__REQUEST__BODY_COPY: case MBX__REQUEST__BODY_DELETE:
+  case MBX__REQUEST__BODY_CREATE_FOLDER: case MBX__REQUEST__BODY_UPDATE_FOLDER:
+  case MBX__REQUEST__BODY_DELETE_FOLDER: case MBX__REQUEST__BODY_EMPTY_FOLDER:
+  case MBX__REQUEST__BODY_DELIVER:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r);
+
+/* Every write goes out with an idempotency key (a fresh random one when the caller
+ * gave none), kept for the redirect's retry: a write resent after a redirect or a
+ * lost reply is applied once. */
 int mbxc_call_sync(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
 {
   *resp_r = NULL;
   if (!c || !mbxc__own_loop(c) || !req)
     return MBX_EINVAL;
+  uint8_t key[16];
+  if (req->has_idempotency_key || !call_keyed_write(req->body_case) ||
+      getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
+    return call_follow(c, req, resp_r);
+  req->has_idempotency_key = 1;
+  req->idempotency_key.data = key;
+  req->idempotency_key.len = sizeof(key);
+  int rc = call_follow(c, req, resp_r);
+  req->has_idempotency_key = 0;
+  req->idempotency_key.data = NULL;
+  req->idempotency_key.len = 0;
+  return rc;
+}
+
+static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
+{
   int rc = call_once(c, req, resp_r);
   if (rc != MBX_ENOTACTIVE || !*mbxc_last_redirect(c))
     return rc;
