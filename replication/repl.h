@@ -53,6 +53,12 @@ void mbx_repl_source_ack(struct mbx_db *db, const Mbx__ReplAckReq *ack);
 int mbx_repl_source_status(struct mbx_req *r, struct mbx_db *db, Mbx__CopyStatus ***v_r,
                            size_t *n_r);
 
+/* What the active knows of node's copy: its acknowledged received and replayed
+ * lsn, and whether it pulls from this source right now. false if the source does
+ * not run or has never heard of node. */
+bool mbx_repl_source_copy_pos(const struct mbx_db *db, const char *node, uint64_t *received_r,
+                              uint64_t *replayed_r, bool *pulling_r);
+
 /* ---- passive side (replication/sink.c, replication/seed.c) ------------------- */
 
 /* Starts the passive copy of db: reads its copy meta, connects to the active (or

@@ -593,7 +593,7 @@ static void sink_schedule_retry(struct mbx_repl_sink *k)
 {
   if (k->stopping)
     return;
-  uv_timer_start(&k->retry, sink_on_retry, k->backoff_ms, 0);
+  uv_timer_start(&k->retry, sink_on_retry, k->follow_node[0] ? 0 : k->backoff_ms, 0);
   k->backoff_ms = k->backoff_ms * 2 > SINK_BACKOFF_MAX_MS ? SINK_BACKOFF_MAX_MS : k->backoff_ms * 2;
 }
 
@@ -621,6 +621,16 @@ static void sink_on_error_resp(struct mbx_repl_sink *k, const Mbx__Error *e)
     mbx_repl_sink_disconnect(k);
     mbx_repl_sink_save_meta(k, NULL, NULL);
     mbx_repl_sink_kick(k);            /* seeds (once the jobs are done) */
+    return;
+  }
+  if (code == MBX_ENOTACTIVE && e->active_node && *e->active_node &&
+      strcmp(e->active_node, k->meta.active_node) != 0 && strcmp(e->active_node, sink_me(k)) != 0 &&
+      strlen(e->active_node) < sizeof(k->meta.active_node)) {
+    /* a switchover: the old active names the new one; follow it (db.c re-points) */
+    mbx_notice("db %s: %s is no longer active; following the new active on %s", k->db->name,
+               k->meta.active_node, e->active_node);
+    mbx_repl_sink_disconnect(k);
+    mbx_repl_sink_follow(k, e->active_node);
     return;
   }
   mbx_warning("db %s: %s", k->db->name, k->reason);
@@ -835,7 +845,27 @@ void mbx_repl_sink_kick(struct mbx_repl_sink *k)
 
 static void sink_on_retry(uv_timer_t *t)
 {
-  mbx_repl_sink_kick(t->data);
+  struct mbx_repl_sink *k = t->data;
+  if (k->follow_node[0] && !k->stopping) {
+    char node[64];
+    snprintf(node, sizeof(node), "%s", k->follow_node);
+    k->follow_node[0] = 0;
+    /* stops this sink (freed once its jobs end) and starts one towards node */
+    int rc = mbx_db_retarget(k->node, k->db, node, 0, NULL, NULL);
+    if (rc < 0)
+      mbx_error("db %s: cannot follow the new active on %s: %s", k->db->name, node,
+                mbx_strerror(rc));
+    return;                           /* k may be stopping now: touch nothing */
+  }
+  mbx_repl_sink_kick(k);
+}
+
+void mbx_repl_sink_follow(struct mbx_repl_sink *k, const char *node)
+{
+  if (k->stopping)
+    return;
+  snprintf(k->follow_node, sizeof(k->follow_node), "%s", node);
+  uv_timer_start(&k->retry, sink_on_retry, 0, 0);
 }
 
 static void sink_on_tick(uv_timer_t *t)

@@ -75,6 +75,7 @@ struct mbx_repl_sink {
   int handles_open;
   uint32_t ticks;
   bool stopping;
+  char follow_node[64];               /* a switchover named a new active: re-point there */
   /* seeding (seed.c) */
   struct mbx_repl_seed_rx *seed;      /* receiving a seed now */
   uint32_t serving;                   /* seeds this copy is streaming to other nodes */
@@ -95,6 +96,9 @@ int mbx_repl_sink_save_meta(struct mbx_repl_sink *k, mbx_repl_done_fn done, void
 void mbx_repl_sink_kick(struct mbx_repl_sink *k);
 /* Drops the pull connection (no reconnect is scheduled by this call). */
 void mbx_repl_sink_disconnect(struct mbx_repl_sink *k);
+/* A switchover named node as the new active: re-points the copy there (its meta,
+ * then a new sink), from the retry timer, not from inside a stream callback. */
+void mbx_repl_sink_follow(struct mbx_repl_sink *k, const char *node);
 /* Frees k if it was stopped and nothing refers to it any more. */
 void mbx_repl_sink_maybe_free(struct mbx_repl_sink *k);
 

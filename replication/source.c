@@ -117,6 +117,13 @@ static void src_sub_end(struct mbx_repl_source *s, struct src_sub *sub, int stat
   r->status = status;
   if (msg)
     r->errmsg = mbx_arena_strdup(&r->arena, msg);
+  if (status == MBX_ENOTACTIVE && s->db->store) {  /* where the passives go next */
+    struct mbx_store_copy_meta m;
+    const char *next = mbx_db_successor(s->db);
+    if (!*next && mbx_store_get_copy_meta(s->db->store, &m) == 0 && m.active_node[0])
+      next = mbx_arena_strdup(&r->arena, m.active_node);
+    r->active_node = *next ? mbx_arena_strdup(&r->arena, next) : NULL;
+  }
   mbx_req_finish(r);
   free(sub);
 }
@@ -358,7 +365,7 @@ void mbx_repl_source_stop(struct mbx_db *db)
   db->source = NULL;
   if (db->committer)
     mbx_committer_set_on_commit(db->committer, NULL, NULL);
-  bool moved = !mbx_db_is_active(db);
+  bool moved = !s->node->stopping;     /* a role change, not a shutdown */
   while (s->subs)
     src_sub_end(s, s->subs, moved ? MBX_ENOTACTIVE : MBX_ESHUTDOWN,
                 moved ? "this copy is no longer active" : "the active's node is shutting down");
@@ -381,6 +388,9 @@ int mbx_repl_source_pull(struct mbx_req *r)
   }
   struct mbx_repl_source *s = db->source;
   if (!mbx_db_is_active(db) || !s) {
+    struct mbx_store_copy_meta m;
+    if (mbx_store_get_copy_meta(db->store, &m) == 0 && m.active_node[0])
+      r->active_node = mbx_arena_strdup(&r->arena, m.active_node);
     r->status = MBX_ENOTACTIVE;
     r->errmsg = mbx_arena_printf(&r->arena, "the copy of %s on %s is not active", q->db,
                                  n->conf->node_name);
@@ -557,6 +567,22 @@ static Mbx__CopyStatus *src_status_passive(struct mbx_req *r, struct mbx_repl_so
   st->receipt_p50_us = c->p50_us;
   st->receipt_p99_us = c->p99_us;
   return st;
+}
+
+bool mbx_repl_source_copy_pos(const struct mbx_db *db, const char *node, uint64_t *received_r,
+                              uint64_t *replayed_r, bool *pulling_r)
+{
+  struct mbx_repl_source *s = db->source;
+  struct src_copy *c = s ? src_copy(s, node, false) : NULL;
+  if (!c || !c->heard)
+    return false;
+  *received_r = c->received_lsn;
+  *replayed_r = c->replayed_lsn;
+  *pulling_r = false;
+  for (const struct src_sub *u = s->subs; u; u = u->next)
+    if (strcmp(u->node, node) == 0)
+      *pulling_r = true;
+  return true;
 }
 
 int mbx_repl_source_status(struct mbx_req *r, struct mbx_db *db, Mbx__CopyStatus ***v_r,

@@ -99,6 +99,7 @@ void mbx_req_finish(struct mbx_req *r)
       e.name = (char *)mbx_strerror_name(r->status);
       e.message = (char *)(r->errmsg ? r->errmsg : mbx_strerror(r->status));
       e.redirect = (char *)r->redirect;
+      e.active_node = (char *)r->active_node;
       r->resp.error = &e;
       r->resp.body_case = MBX__RESPONSE__BODY__NOT_SET;
     }

@@ -58,7 +58,7 @@ static int db_go(struct mbx_db *db, enum mbx_db_state to)
               mbx_db_state_name(to));
     return MBX_EINVAL;
   }
-  if (to != MBX_DB_ACTIVE)
+  if (to != MBX_DB_ACTIVE && to != MBX_DB_DRAINING)
     atomic_store(&db->write_epoch, 0);  /* the fence closes before anything else */
   atomic_store(&db->state, (int)to);
   if (from != to)
@@ -98,10 +98,11 @@ bool mbx_db_is_active(const struct mbx_db *db)
 bool mbx_db_may_write(const struct mbx_db *db, uint64_t epoch)
 {
   struct mbx_db *d = (struct mbx_db *)db;
-  if (atomic_load(&d->state) != MBX_DB_ACTIVE)
-    return false;
+  int s = atomic_load(&d->state);
   uint64_t e = atomic_load(&d->write_epoch);
-  return e != 0 && (epoch == 0 || e == epoch);
+  if (epoch == 0)
+    return s == MBX_DB_ACTIVE && e != 0;
+  return (s == MBX_DB_ACTIVE || s == MBX_DB_DRAINING) && e == epoch;
 }
 
 uint64_t mbx_db_write_epoch(const struct mbx_db *db)
@@ -124,8 +125,9 @@ void mbx_db_stop_repl(struct mbx_db *db)
     mbx_repl_sink_stop(db);
 }
 
-/* From the copy meta: active_node empty or this node → active. */
-static int db_take_role(struct mbx_node *n, struct mbx_db *db)
+/* From the copy meta: active_node empty or this node → active (in epoch, 0 = the
+ * store's). */
+static int db_take_role_epoch(struct mbx_node *n, struct mbx_db *db, uint64_t epoch)
 {
   struct mbx_store_copy_meta m;
   int rc = mbx_store_get_copy_meta(db->store, &m);
@@ -140,7 +142,8 @@ static int db_take_role(struct mbx_node *n, struct mbx_db *db)
      * is streamed to the passives. */
     if ((rc = mbx_repl_source_start(n, db)) < 0)
       return rc;
-    atomic_store(&db->write_epoch, mbx_store_epoch(db->store));
+    db->successor[0] = 0;
+    atomic_store(&db->write_epoch, epoch ? epoch : mbx_store_epoch(db->store));
     return 0;
   }
   if ((rc = db_go(db, MBX_DB_PASSIVE)) < 0)
@@ -148,6 +151,11 @@ static int db_take_role(struct mbx_node *n, struct mbx_db *db)
   mbx_notify_db_inactive(n, db);      /* its subscribers go to the active */
   mbx_info("db %s: passive copy, active on %s", db->name, m.active_node);
   return mbx_repl_sink_start(n, db);
+}
+
+static int db_take_role(struct mbx_node *n, struct mbx_db *db)
+{
+  return db_take_role_epoch(n, db, 0);
 }
 
 int mbx_db_mount(struct mbx_node *n, struct mbx_db *db, struct mbx_store *store)
@@ -180,9 +188,94 @@ int mbx_db_remount(struct mbx_node *n, struct mbx_db *db)
   return db_take_role(n, db);
 }
 
-int mbx_db_deactivate(struct mbx_db *db)
+int mbx_db_deactivate(struct mbx_db *db, const char *successor)
 {
+  if (mbx_db_state(db) != MBX_DB_ACTIVE) {
+    mbx_error("db %s: refused transition %s -> draining", db->name,
+              mbx_db_state_name(mbx_db_state(db)));
+    return MBX_EINVAL;
+  }
+  snprintf(db->successor, sizeof(db->successor), "%s", successor ? successor : "");
   return db_go(db, MBX_DB_DRAINING);
+}
+
+int mbx_db_reactivate(struct mbx_db *db)
+{
+  if (mbx_db_state(db) != MBX_DB_DRAINING)
+    return MBX_EINVAL;
+  db->successor[0] = 0;
+  return db_go(db, MBX_DB_ACTIVE);
+}
+
+const char *mbx_db_successor(const struct mbx_db *db)
+{
+  return mbx_db_state(db) == MBX_DB_DRAINING ? db->successor : "";
+}
+
+/* ---- retarget: a copy's own record of where the active is ------------------------- */
+
+static int db_take_role_epoch(struct mbx_node *n, struct mbx_db *db, uint64_t epoch);
+
+struct db_retarget {
+  struct mbx_node *n;
+  struct mbx_db *db;
+  char active_node[64];
+  uint64_t epoch;
+  mbx_db_done_fn done;
+  void *arg;
+};
+
+static int db_retarget_run(struct mbx_store *s, void *arg)
+{
+  struct db_retarget *t = arg;
+  struct mbx_store_copy_meta m;
+  int rc = mbx_store_get_copy_meta(s, &m);
+  if (rc < 0)
+    return rc;
+  snprintf(m.active_node, sizeof(m.active_node), "%s", t->active_node);
+  return mbx_store_set_copy_meta(s, &m);
+}
+
+static void db_retarget_done(int status, uint64_t lsn, void *arg)
+{
+  (void)lsn;
+  struct db_retarget *t = arg;
+  struct mbx_db *db = t->db;
+  int rc = status;
+  if (rc == 0 && t->n->stopping)
+    rc = MBX_ESHUTDOWN;
+  if (rc == 0)
+    rc = db_take_role_epoch(t->n, db, t->epoch);
+  if (rc < 0 && rc != MBX_ESHUTDOWN) {
+    char why[MBX_DB_REASON_MAX];
+    snprintf(why, sizeof(why), "role change (active: %s) failed: %s",
+             t->active_node[0] ? t->active_node : "this node", mbx_strerror(rc));
+    mbx_db_fail(db, why);
+  }
+  if (t->done)
+    t->done(rc, t->arg);
+  free(t);
+}
+
+int mbx_db_retarget(struct mbx_node *n, struct mbx_db *db, const char *active_node,
+                    uint64_t epoch, mbx_db_done_fn done, void *arg)
+{
+  if (!db->store || !db->committer)
+    return MBX_EINVAL;
+  enum mbx_db_state s = mbx_db_state(db);
+  if (s != MBX_DB_ACTIVE && s != MBX_DB_DRAINING && s != MBX_DB_PASSIVE &&
+      s != MBX_DB_DISMOUNTED)
+    return MBX_EINVAL;
+  struct db_retarget *t = calloc(1, sizeof(*t));
+  if (!t)
+    return MBX_ENOMEM;
+  *t = (struct db_retarget){ .n = n, .db = db, .epoch = epoch, .done = done, .arg = arg };
+  snprintf(t->active_node, sizeof(t->active_node), "%s", active_node ? active_node : "");
+  mbx_db_stop_repl(db);               /* the sink must not rewrite the meta meanwhile */
+  int rc = mbx_committer_submit_exclusive(db->committer, db_retarget_run, db_retarget_done, t);
+  if (rc < 0)
+    free(t);
+  return rc;
 }
 
 int mbx_db_dismount(struct mbx_db *db, const char *reason)

@@ -51,6 +51,7 @@ struct mbx_db {
   _Atomic int state;                  /* enum mbx_db_state */
   _Atomic uint64_t write_epoch;       /* the epoch ACTIVE acknowledges writes in */
   char reason[MBX_DB_REASON_MAX];     /* why DISMOUNTED or FAILED */
+  char successor[64];                 /* DRAINING: the node writes are redirected to */
 };
 
 /* "creating", "active", … (never NULL). */
@@ -66,9 +67,11 @@ enum mbx_db_state mbx_db_state(const struct mbx_db *db);
 bool mbx_db_ready(const struct mbx_db *db);
 /* ACTIVE, or DRAINING: the copy whose history the others follow. */
 bool mbx_db_is_active(const struct mbx_db *db);
-/* The write fence. True only in ACTIVE, and (epoch != 0) only while the copy is
- * still active in that epoch: a write admitted in an epoch is refused by the
- * committer if the copy stopped being active, or began another epoch, meanwhile. */
+/* The write fence. epoch 0 asks "may a new write be admitted": only in ACTIVE.
+ * epoch e asks "may a write admitted in e be committed now": in ACTIVE or DRAINING
+ * (a switchover finishes what it admitted), and only while the copy is still
+ * active in e. A write admitted in an epoch is refused by the committer if the copy
+ * stopped being active, or began another epoch, meanwhile. */
 bool mbx_db_may_write(const struct mbx_db *db, uint64_t epoch);
 /* The epoch writes are acknowledged in now; 0 unless ACTIVE. */
 uint64_t mbx_db_write_epoch(const struct mbx_db *db);
@@ -87,8 +90,22 @@ int mbx_db_mount(struct mbx_node *n, struct mbx_db *db, struct mbx_store *store)
  * and starts the source or the sink. ACTIVE/PASSIVE/DRAINING/DISMOUNTED → ACTIVE or
  * PASSIVE. */
 int mbx_db_remount(struct mbx_node *n, struct mbx_db *db);
-/* ACTIVE → DRAINING: the write fence closes at once; writes already committed ship. */
-int mbx_db_deactivate(struct mbx_db *db);
+/* ACTIVE → DRAINING: new writes are refused at once (redirected to successor, if
+ * given); writes already admitted still commit and ship. */
+int mbx_db_deactivate(struct mbx_db *db, const char *successor);
+/* DRAINING → ACTIVE: a switchover that did not happen; writes are admitted again. */
+int mbx_db_reactivate(struct mbx_db *db);
+/* While DRAINING: where new writes should go ("" if nowhere yet). */
+const char *mbx_db_successor(const struct mbx_db *db);
+
+typedef void (*mbx_db_done_fn)(int status, void *arg);
+/* The role change all switchovers are made of: stops the copy's replication,
+ * records active_node ("" = this node) in its own meta (a durable exclusive job on
+ * its committer), then takes the role that names: ACTIVE in epoch (0 = the store's
+ * epoch; the source starts before the fence opens) or PASSIVE pulling from
+ * active_node. done is called on the loop, once, unless this returns an error. */
+int mbx_db_retarget(struct mbx_node *n, struct mbx_db *db, const char *active_node,
+                    uint64_t epoch, mbx_db_done_fn done, void *arg);
 /* Stops replication and serves nothing (reason is logged and kept). Any state with
  * a store → DISMOUNTED. */
 int mbx_db_dismount(struct mbx_db *db, const char *reason);

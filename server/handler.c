@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "handler.h"
 #include "handler_copy.h"
+#include "handler_move.h"
 #include "handler_repl.h"
 #include "log.h"
 #include "mbx_error.h"
@@ -1316,6 +1317,14 @@ static int handler_run(struct mbx_req *r)
     if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR) && !conn_is(c, MBX__ROLE__ROLE_NODE))
       return req_fail(r, MBX_EPERM, "operator credentials required");
     return mbx_handler_repl(r);
+  case MBX__REQUEST__BODY_DB_MOVE_ACTIVE:
+    if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR) && !conn_is(c, MBX__ROLE__ROLE_NODE))
+      return req_fail(r, MBX_EPERM, "operator credentials required");
+    return mbx_handler_move(r);
+  case MBX__REQUEST__BODY_DB_ACTIVATE:
+    if (!conn_is(c, MBX__ROLE__ROLE_NODE))
+      return req_fail(r, MBX_EPERM, "only another node (certificate with OU=node) may send this");
+    return mbx_handler_move(r);
   case MBX__REQUEST__BODY_COPY_HOST:
   case MBX__REQUEST__BODY_SEED:
     if (!conn_is(c, MBX__ROLE__ROLE_NODE))

@@ -25,14 +25,17 @@ int mbx_handler_not_active(struct mbx_req *r, struct mbx_db *db)
 {
   struct mbx_node *n = r->conn->node;
   struct mbx_store_copy_meta m;
-  const char *addr = NULL;
-  if (db->store && mbx_store_get_copy_meta(db->store, &m) == 0 && m.active_node[0])
-    addr = mbx_peer_addr(n, m.active_node);
+  const char *addr = NULL, *active = mbx_db_successor(db);
+  if (!*active && db->store && mbx_store_get_copy_meta(db->store, &m) == 0 && m.active_node[0])
+    active = mbx_arena_strdup(&r->arena, m.active_node);
+  if (active && *active)
+    addr = mbx_peer_addr(n, active);
   r->redirect = addr ? mbx_arena_strdup(&r->arena, addr) : NULL;
+  r->active_node = active && *active ? active : NULL;
   return hr_fail(r, MBX_ENOTACTIVE,
-                 mbx_arena_printf(&r->arena, "database %s is passive on node %s%s%s", db->name,
-                                  n->conf->node_name, addr ? "; its active copy is at " : "",
-                                  addr ? addr : ""));
+                 mbx_arena_printf(&r->arena, "database %s is %s on node %s%s%s", db->name,
+                                  mbx_db_state_name(mbx_db_state(db)), n->conf->node_name,
+                                  addr ? "; its active copy is at " : "", addr ? addr : ""));
 }
 
 /* ---- pull and ack ------------------------------------------------------------------ */

@@ -986,6 +986,32 @@ static int cmd_db_list(struct ctx *x)
   return ex;
 }
 
+static int cmd_db_move_active(struct ctx *x)
+{
+  uint32_t timeout_ms = 0;
+  if (opt(x, "timeout")) {
+    char *end;
+    unsigned long v = strtoul(opt(x, "timeout"), &end, 10);
+    if (*end || v == 0 || v > 600)
+      return usage_error(x, "--timeout wants seconds from 1 to 600");
+    timeout_ms = (uint32_t)v * 1000;
+  }
+  Mbx__DbMoveActiveResp *m;
+  int rc = mbxc_db_move_active(x->conn, x->pos[0], opt(x, "to"), timeout_ms, &m);
+  if (rc < 0)
+    return call_error(x, "admin db move-active", rc);
+  int ex = 0;
+  if (x->json)
+    ex = emit_json(&m->base);
+  else
+    printf("%s: active moved from %s to %s (epoch %" PRIu64 ", from lsn %" PRIu64
+           "); writes paused %.1f ms\n",
+           m->db, m->from_node, m->to_node, m->epoch, m->last_lsn + 1,
+           (double)m->pause_us / 1000.0);
+  mbxc_free(&m);
+  return ex;
+}
+
 static int cmd_db_digest(struct ctx *x)
 {
   Mbx__DbDigestResp *d;
@@ -1448,6 +1474,13 @@ static const struct cmd cmds[] = {
     "preference, 1 = active; left out: list order). Any node forwards it to the first." },
   { { "admin", "db", "list" }, AUTH_ADMIN, 0, 0, { { 0 } }, cmd_db_list, "admin db list",
     "List databases." },
+  { { "admin", "db", "move-active" }, AUTH_ADMIN, 1, 1, { O("to"), O("timeout") },
+    cmd_db_move_active, "admin db move-active DB [--to NODE] [--timeout SECONDS]",
+    "Lossless switchover: the active stops taking writes and finishes what it admitted, "
+    "the target (NODE, or the healthy passive with the best preference) receives "
+    "everything, becomes the active in a new epoch, and the old active becomes its "
+    "passive. Prints the write pause. --timeout bounds the target's catch-up (default "
+    "10 s; past it nothing changes)." },
   { { "admin", "db", "digest" }, AUTH_ADMIN, 1, 1, { O("node") }, cmd_db_digest,
     "admin db digest DB [--node NODE]",
     "Print a deterministic hash of a database's logical content (of the copy on NODE): "

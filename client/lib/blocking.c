@@ -6,8 +6,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "client_int.h"
+#include "clock.h"
 
 /* ======================================================================== */
 /* open / call_sync                                                         */
@@ -169,6 +171,13 @@ int mbxc_call_sync(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
   return rc;
 }
 
+/* ENOTACTIVE with a redirect: follow it. During a switchover the old active
+ * redirects to the new one before that one is active (it redirects back), so the
+ * redirects are followed with a growing pause for at most CALL_HOLD_MS — a short
+ * wait for the caller instead of an error. */
+#define CALL_HOLD_MS 10000
+#define CALL_HOLD_PAUSE_MAX_MS 100
+
 static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
 {
   int rc = call_once(c, req, resp_r);
@@ -176,13 +185,23 @@ static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
     return rc;
   char why[1024];
   snprintf(why, sizeof(why), "%s", mbxc_last_error(c));
-  int frc = follow_redirect(c, req);
-  if (frc < 0) {
-    if (frc == MBX_ENOTACTIVE)
-      mbxc__set_last_error(c, frc, why);
-    return frc;
+  uint64_t deadline = mbx_mono_us() + (uint64_t)CALL_HOLD_MS * 1000;
+  uint32_t pause_ms = 0;
+  for (;;) {
+    rc = follow_redirect(c, req);
+    if (rc == 0)
+      rc = call_once(c, req, resp_r);
+    if (rc != MBX_ENOTACTIVE || !*mbxc_last_redirect(c) || mbx_mono_us() >= deadline)
+      break;
+    snprintf(why, sizeof(why), "%s", mbxc_last_error(c));
+    pause_ms = pause_ms ? (pause_ms * 2 > CALL_HOLD_PAUSE_MAX_MS ? CALL_HOLD_PAUSE_MAX_MS
+                                                                 : pause_ms * 2)
+                        : 2;
+    usleep(pause_ms * 1000);
   }
-  return call_once(c, req, resp_r);
+  if (rc == MBX_ENOTACTIVE)
+    mbxc__set_last_error(c, rc, why);
+  return rc;
 }
 
 struct wait_stream {
@@ -573,6 +592,17 @@ int mbxc_copy_status(mbxc_conn *c, const char *db, Mbx__CopyStatusResp **resp_r)
   REQ(copy_status, COPY_STATUS, Mbx__CopyStatusReq, MBX__COPY_STATUS_REQ__INIT);
   body.db = (char *)db;
   return call_body(c, &req, MBX__RESPONSE__BODY_COPY_STATUS, resp_r);
+}
+
+int mbxc_db_move_active(mbxc_conn *c, const char *db, const char *to, uint32_t timeout_ms,
+                        Mbx__DbMoveActiveResp **resp_r)
+{
+  REQ(db_move_active, DB_MOVE_ACTIVE, Mbx__DbMoveActiveReq, MBX__DB_MOVE_ACTIVE_REQ__INIT);
+  body.db = (char *)db;
+  body.to = (char *)to;
+  body.has_timeout_ms = timeout_ms ? 1 : 0;
+  body.timeout_ms = timeout_ms;
+  return call_body(c, &req, MBX__RESPONSE__BODY_DB_MOVE, resp_r);
 }
 
 int mbxc_mailbox_create(mbxc_conn *c, const Mbx__MailboxCreateReq *mreq,

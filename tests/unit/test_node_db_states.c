@@ -72,16 +72,30 @@ static void test_node_db_states_fence(void **state)
   assert_false(mbx_db_may_write(db, 6)); /* admitted in another epoch */
   assert_int_equal(mbx_db_write_epoch(db), 7);
   assert_true(mbx_db_is_active(db));
-  /* deactivate: the fence closes at once, the copy is still the active one */
-  assert_int_equal(mbx_db_deactivate(db), 0);
+  /* deactivate: no new write is admitted, the copy is still the active one, and
+   * writes admitted in its epoch may still commit (a switchover finishes them) */
+  assert_int_equal(mbx_db_deactivate(db, "node2"), 0);
   assert_int_equal(mbx_db_state(db), MBX_DB_DRAINING);
   assert_false(mbx_db_may_write(db, 0));
-  assert_false(mbx_db_may_write(db, 7));
-  assert_int_equal(mbx_db_write_epoch(db), 0);
+  assert_true(mbx_db_may_write(db, 7));
+  assert_false(mbx_db_may_write(db, 6));
+  assert_string_equal(mbx_db_successor(db), "node2");
   assert_true(mbx_db_is_active(db));
   /* draining twice is refused and changes nothing */
-  assert_int_equal(mbx_db_deactivate(db), MBX_EINVAL);
+  assert_int_equal(mbx_db_deactivate(db, "node3"), MBX_EINVAL);
   assert_int_equal(mbx_db_state(db), MBX_DB_DRAINING);
+  assert_string_equal(mbx_db_successor(db), "node2");
+  /* a switchover that did not happen: writes are admitted again, same epoch */
+  assert_int_equal(mbx_db_reactivate(db), 0);
+  assert_true(mbx_db_may_write(db, 0));
+  assert_true(mbx_db_may_write(db, 7));
+  assert_string_equal(mbx_db_successor(db), "");
+  assert_int_equal(mbx_db_reactivate(db), MBX_EINVAL);
+  /* leaving the active roles closes the fence for admitted writes too */
+  assert_int_equal(mbx_db_deactivate(db, NULL), 0);
+  assert_int_equal(mbx_db_dismount(db, "operator"), 0);
+  assert_false(mbx_db_may_write(db, 7));
+  assert_int_equal(mbx_db_write_epoch(db), 0);
   free(db);
 
   /* every state but ACTIVE keeps the fence shut, whatever epoch is asked */
@@ -91,7 +105,8 @@ static void test_node_db_states_fence(void **state)
     db = db_in((enum mbx_db_state)s, 7);
     atomic_store(&db->write_epoch, 7); /* even with a stale epoch left behind */
     assert_false(mbx_db_may_write(db, 0));
-    assert_false(mbx_db_may_write(db, 7));
+    if (s != MBX_DB_DRAINING)         /* draining finishes its own epoch's writes */
+      assert_false(mbx_db_may_write(db, 7));
     free(db);
   }
 }
@@ -101,7 +116,7 @@ static void test_node_db_states_refused(void **state)
   (void)state;
   /* a passive cannot be drained, a creating copy cannot be dismounted */
   struct mbx_db *db = db_in(MBX_DB_PASSIVE, 0);
-  assert_int_equal(mbx_db_deactivate(db), MBX_EINVAL);
+  assert_int_equal(mbx_db_deactivate(db, NULL), MBX_EINVAL);
   assert_int_equal(mbx_db_state(db), MBX_DB_PASSIVE);
   free(db);
   db = db_in(MBX_DB_CREATING, 0);

@@ -277,6 +277,13 @@ int mbxc_db_digest_node(mbxc_conn *conn, const char *name, const char *node,
  * reply's body (a CopyStatus for most, possibly none) is handed over in *resp_r
  * (NULL if the reply has no body). MBX_ENOTFOUND, MBX_EEXIST, MBX_EPEER, MBX_ESTATE. */
 int mbxc_copy_request(mbxc_conn *conn, Mbx__Request *req, ProtobufCMessage **resp_r);
+/* Lossless switchover of db's active copy to node to (NULL: the healthy passive
+ * with the best preference), sent to any node. timeout_ms bounds the target's
+ * catch-up (0 = 10 s). The answer names both nodes, the new epoch and the write
+ * pause. MBX_EBUSY (no target can take over without loss now, or a switchover is
+ * under way), MBX_ENOTFOUND, MBX_ETIMEDOUT (rolled back: the old active stays). */
+int mbxc_db_move_active(mbxc_conn *conn, const char *db, const char *to, uint32_t timeout_ms,
+                        Mbx__DbMoveActiveResp **resp_r);
 /* db NULL = every database. */
 int mbxc_copy_status(mbxc_conn *conn, const char *db, Mbx__CopyStatusResp **resp_r);
 /* req borrowed: address, database, password required. MBX_EEXIST, MBX_ENOTFOUND. */
