@@ -1,6 +1,7 @@
 /* test_client_cli.c — the mbx CLI's pure helpers: base64url sync tokens, ISO 8601,
- * size suffixes, flag arguments, JSON escaping and the generic protobuf → JSON
- * conversion that `mbx --json` prints. */
+ * size suffixes, flag arguments, JSON escaping, the generic protobuf → JSON
+ * conversion that `mbx --json` prints, and argument parsing (global options after
+ * the command). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -250,6 +251,135 @@ static void test_json_message_generic(void **state)
   free(j);
 }
 
+/* ---- argument parsing ---------------------------------------------------------- */
+
+static const struct mbxcli_optspec list_opts[] = { { "limit", true }, { "offset", true }, { 0 } };
+
+/* Parses the words of a command line (after the command's own words). */
+static int parse_line(const struct mbxcli_optspec *opts, const char *line, struct mbxcli_args *a,
+                      struct mbxcli_globals *g, char *err)
+{
+  static char buf[512];
+  static char *argv[32];
+  int argc = 0;
+  memset(a, 0, sizeof(*a));
+  memset(g, 0, sizeof(*g));
+  err[0] = 0;
+  snprintf(buf, sizeof(buf), "%s", line);
+  for (char *t = strtok(buf, " "); t && argc < 32; t = strtok(NULL, " "))
+    argv[argc++] = t;
+  return mbxcli_parse_args(opts, argc, argv, a, g, err, 200);
+}
+
+static void test_args_global_after_command(void **state)
+{
+  (void)state;
+  struct mbxcli_args a;
+  struct mbxcli_globals g;
+  char err[200];
+  assert_int_equal(parse_line(list_opts, "Inbox --json", &a, &g, err), 0);
+  assert_true(g.json);
+  assert_int_equal(a.npos, 1);
+  assert_string_equal(a.pos[0], "Inbox");
+  assert_int_equal(parse_line(list_opts, "--limit 5 Inbox --server=h:7 --user u@x --cached",
+                              &a, &g, err), 0);
+  assert_string_equal(a.opt[0], "5");
+  assert_null(a.opt[1]);
+  assert_string_equal(g.server, "h:7");
+  assert_string_equal(g.user, "u@x");
+  assert_true(g.cached);
+  assert_false(g.json);
+  assert_int_equal(a.npos, 1);
+  /* after "--" it is a folder called "--json", not the option */
+  assert_int_equal(parse_line(list_opts, "-- --json", &a, &g, err), 0);
+  assert_false(g.json);
+  assert_int_equal(a.npos, 1);
+  assert_string_equal(a.pos[0], "--json");
+  /* -flagged and - are positional */
+  assert_int_equal(parse_line(list_opts, "7 -flagged -", &a, &g, err), 0);
+  assert_int_equal(a.npos, 3);
+  assert_string_equal(a.pos[1], "-flagged");
+  assert_false(g.json);
+}
+
+static void test_args_own_options_win(void **state)
+{
+  (void)state;
+  static const struct mbxcli_optspec opts[] = {
+    { "subject", true }, { "user", true }, { "body", false }, { "email", true }, { 0 } };
+  struct mbxcli_args a;
+  struct mbxcli_globals g;
+  char err[200];
+  /* an option's value is never taken for an option, even "--json" */
+  assert_int_equal(parse_line(opts, "--subject --json --body", &a, &g, err), 0);
+  assert_string_equal(a.opt[0], "--json");
+  assert_string_equal(a.opt[2], "");
+  assert_false(g.json);
+  /* a command's own option of a global's name is the command's */
+  assert_int_equal(parse_line(opts, "--user bob --json", &a, &g, err), 0);
+  assert_string_equal(a.opt[1], "bob");
+  assert_null(g.user);
+  assert_true(g.json);
+  assert_int_equal(parse_line(opts, "--email a@x --email=b@x", &a, &g, err), 0);
+  assert_int_equal(a.nmulti[3], 2);
+  assert_string_equal(a.multi[3][0], "a@x");
+  assert_string_equal(a.multi[3][1], "b@x");
+  assert_string_equal(a.opt[3], "b@x");
+}
+
+static void test_args_errors_and_help(void **state)
+{
+  (void)state;
+  struct mbxcli_args a;
+  struct mbxcli_globals g;
+  char err[200];
+  assert_int_equal(parse_line(list_opts, "Inbox --jsn", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "unknown option --jsn");
+  assert_int_equal(parse_line(list_opts, "Inbox --limit", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--limit needs a value");
+  assert_int_equal(parse_line(list_opts, "Inbox --ca", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--ca needs a value");
+  assert_int_equal(parse_line(list_opts, "Inbox --json=yes", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--json takes no value");
+  static const struct mbxcli_optspec flag_opts[] = { { "hard", false }, { 0 } };
+  assert_int_equal(parse_line(flag_opts, "5 --hard=1", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--hard takes no value");
+  assert_int_equal(parse_line(list_opts, "a b c d e f g h i", &a, &g, err), MBX_ELIMIT);
+  /* --help stops parsing, even after an error-to-be; after "--" it is an argument */
+  assert_int_equal(parse_line(list_opts, "Inbox --help --bogus", &a, &g, err), 0);
+  assert_true(a.help);
+  assert_int_equal(parse_line(list_opts, "-- --help", &a, &g, err), 0);
+  assert_false(a.help);
+  assert_string_equal(a.pos[0], "--help");
+  assert_int_equal(parse_line(list_opts, "-h", &a, &g, err), 0);
+  assert_true(a.help);
+}
+
+static void test_args_global_opt_before_command(void **state)
+{
+  (void)state;
+  struct mbxcli_globals g = { 0 };
+  char err[200];
+  char *argv[] = { "--server", "h:1", "--ca=c.pem", "--json", "--jsonx", "list", "--key" };
+  int i = 0;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 1);
+  assert_int_equal(i, 1); /* moved past the value; the caller's loop steps on */
+  assert_string_equal(g.server, "h:1");
+  i = 2;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 1);
+  assert_string_equal(g.ca, "c.pem");
+  i = 3;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 1);
+  assert_true(g.json);
+  i = 4;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 0);
+  i = 5;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 0);
+  i = 6;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), MBX_EINVAL);
+  assert_string_equal(err, "--key needs a value");
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -260,6 +390,10 @@ int main(void)
     cmocka_unit_test(test_flag_arguments),
     cmocka_unit_test(test_json_escaping),
     cmocka_unit_test(test_json_message_generic),
+    cmocka_unit_test(test_args_global_after_command),
+    cmocka_unit_test(test_args_own_options_win),
+    cmocka_unit_test(test_args_errors_and_help),
+    cmocka_unit_test(test_args_global_opt_before_command),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
