@@ -63,6 +63,34 @@ int mbxcli_global_opt(struct mbxcli_globals *g, int argc, char **argv, int *i, c
 int mbxcli_parse_args(const struct mbxcli_optspec *opts, int argc, char **argv,
                       struct mbxcli_args *a, struct mbxcli_globals *g, char *err, size_t errlen);
 
+/* ---- list.c ---- */
+
+/* One page of a folder: up to limit items (0: the default page size) from offset,
+ * newest first — mbxc_list or mbxc_cache_list. *resp_r is freed with mbxc_free. */
+typedef int (*mbxcli_list_page_fn)(void *arg, uint32_t offset, uint32_t limit,
+                                   Mbx__ListResp **resp_r);
+
+/* A listing gathered from several pages: view is the whole of it as one reply (items
+ * borrowed from pages; total as of the last page). */
+struct mbxcli_listing {
+  Mbx__ListResp view;
+  Mbx__ListResp **pages;
+  size_t npages;
+  uint64_t first_total;               /* the folder's total on the first page */
+  bool changed;                       /* the total moved between pages */
+};
+
+/* Up to limit items from offset, page after page until limit items or the end of the
+ * folder, since a page may hold fewer than asked (the server sends at most 1,000).
+ * limit 0: one page of the default size. Items pushed down onto a later page by
+ * arrivals at the top of the folder are listed once; l->changed says the folder's
+ * total moved while paging (a deletion above the current page may have hidden an
+ * item). Returns 0, or MBX_ENOMEM or fetch's error; free l with mbxcli_listing_free
+ * either way. */
+int mbxcli_list_all(mbxcli_list_page_fn fetch, void *arg, uint32_t offset, uint32_t limit,
+                    struct mbxcli_listing *l);
+void mbxcli_listing_free(struct mbxcli_listing *l);
+
 /* ---- util.c ---- */
 
 /* base64url (RFC 4648 §5) without padding. Encode appends a NUL-terminated string

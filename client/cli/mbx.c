@@ -529,6 +529,21 @@ static int cmd_folder_empty(struct ctx *x)
   return 0;
 }
 
+struct list_src {
+  struct ctx *x;
+  uint64_t folder_id;
+};
+
+static int list_page(void *arg, uint32_t offset, uint32_t limit, Mbx__ListResp **resp_r)
+{
+  struct list_src *src = arg;
+  struct ctx *x = src->x;
+  return x->cache ? mbxc_cache_list(x->cache, src->folder_id, offset, limit, resp_r)
+                  : mbxc_list(x->conn, src->folder_id, offset, limit, resp_r);
+}
+
+/* --limit N: N items however many pages that takes; without it, one page of the
+ * server's default size, and a note on stderr when the folder holds more. */
 static int list_folder(struct ctx *x, uint64_t folder_id)
 {
   uint32_t limit = 0, offset = 0;
@@ -537,16 +552,25 @@ static int list_folder(struct ctx *x, uint64_t folder_id)
     ex = parse_u32_opt(x, "offset", &offset);
   if (ex)
     return ex;
-  Mbx__ListResp *lr;
-  int rc = x->cache ? mbxc_cache_list(x->cache, folder_id, offset, limit, &lr)
-                    : mbxc_list(x->conn, folder_id, offset, limit, &lr);
-  if (rc < 0)
+  struct list_src src = { .x = x, .folder_id = folder_id };
+  struct mbxcli_listing l;
+  int rc = mbxcli_list_all(list_page, &src, offset, limit, &l);
+  if (rc < 0) {
+    mbxcli_listing_free(&l);
     return call_error(x, "list", rc);
+  }
   if (x->json)
-    ex = emit_json(&lr->base);
+    ex = emit_json(&l.view.base);
   else
-    mbxcli_print_list(stdout, lr);
-  mbxc_free(&lr);
+    mbxcli_print_list(stdout, &l.view);
+  if (!limit && (uint64_t)offset + l.view.n_items < l.view.total)
+    fprintf(stderr, "mbx: note: %zu of %" PRIu64 " items listed; --limit N lists more\n",
+            l.view.n_items, l.view.total);
+  if (l.changed)
+    fprintf(stderr, "mbx: note: the folder changed while it was listed (%" PRIu64 " items, "
+                    "then %" PRIu64 "); an item may be missing: list again\n",
+            l.first_total, l.view.total);
+  mbxcli_listing_free(&l);
   return ex;
 }
 
@@ -1368,7 +1392,11 @@ static const struct cmd cmds[] = {
   { { "folder", "empty" }, AUTH_USER, 1, 1, { { 0 } }, cmd_folder_empty,
     "folder empty FOLDER", "Delete every item in a folder." },
   { { "list" }, AUTH_USER, 1, 1, { O("limit"), O("offset") }, cmd_list,
-    "list FOLDER [--limit N] [--offset N]", "List a folder's items, newest first." },
+    "list FOLDER [--limit N] [--offset N]",
+    "List a folder's items, newest first: N of them from item --offset (0), however many of "
+    "the server's pages (at most 1,000 items each) that takes; without --limit one page of 50, "
+    "with a note on stderr when the folder holds more. The same for event|contact|task|note "
+    "list." },
   { { "get" }, AUTH_USER, 1, 1, { F("body") }, cmd_get, "get ITEM [--body]",
     "Show an item's headers or properties; --body adds the raw message." },
   { { "append" }, AUTH_USER, 2, 2, { O("flags") }, cmd_append,

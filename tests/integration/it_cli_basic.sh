@@ -1,8 +1,8 @@
 # it_cli_basic.sh — the whole user/operator surface of `mbx` against a real node
 # over TLS: deliver, list, get, flag, move, copy, delete, folders, PIM items, sync,
 # admin commands, and that everything survives a clean restart of the node; then the
-# command line itself: global options after the command, and partial commands
-# listing theirs.
+# command line itself: global options after the command, partial commands listing
+# theirs, and `list --limit` paging past the server's 1,000-item page.
 . "$(dirname "$0")/lib.sh"
 it_init
 it_up --databases 2
@@ -252,4 +252,34 @@ grep -qF '  admin db digest DB' <<<"$OUT" || fail "mbx admin db --help does not 
 it_run -- admin --help; ok "mbx admin --help"
 grep -qF '  admin copy add DB' <<<"$OUT" || fail "mbx admin --help does not list copy add"
 it_run -- bogus; refused_any "an unknown command stays one line"
+
+step "list --limit pages past the server's 1,000-item page"
+N=1005
+it_run -u MBX_USER MBX_PASSWORD=bulk-pw-1 -- admin mailbox create bulk@example.com --db db3
+ok "mailbox create bulk"
+[[ -x "$ITC_DIR/itc_load" ]] || fail "driver not built: $ITC_DIR/itc_load"
+t0=$(date +%s%N)
+env MBX_CERT="$TR_CERT" MBX_KEY="$TR_KEY" timeout 120 "$ITC_DIR/itc_load" --to bulk@example.com \
+  --conns 4 --count "$N" --seconds 90 >"$IT_WORK/acked" 2>"$IT_WORK/load.err" ||
+  fail "itc_load failed: $(cat "$IT_WORK/load.err")"
+eq "$(wc -l <"$IT_WORK/acked")" "$N" "deliveries acknowledged"
+echo "  $N deliveries in $((($(date +%s%N) - t0) / 1000000)) ms"
+as_bulk() { as_user bulk@example.com bulk-pw-1 "$@"; }
+as_bulk --json list Inbox --limit 5000; ok "list --limit past the end"
+eq "$(jqo '.items | length')" "$N" "a limit past the end lists everything"
+eq "$(jqo '[.items[].message.subject] | map(ltrimstr("load-") | tonumber) | unique | length')" "$N" "every delivery listed once"
+all=$(jqo '[.items[].id] | join(",")')
+as_bulk list Inbox --limit 1003 --json; ok "list --limit 1003"
+eq "$(jqo '.items | length')" "1003" "items listed with --limit 1003"
+eq "$(jqo '.total')" "$N" "total"
+eq "$(jqo '[.items[].id] | join(",")')" "$(tr ',' '\n' <<<"$all" | head -n 1003 | paste -sd,)" "the first 1003 of the full listing, in order"
+[[ -z "$ERR" ]] || fail "list --limit 1003: unexpected stderr: $ERR"
+as_bulk list Inbox --limit 1003; ok "list --limit 1003 (text)"
+eq "$(printf '%s\n' "$OUT" | tail -n 1)" "(1003 of $N)" "text listing count line"
+as_bulk --json list Inbox; ok "list without --limit"
+eq "$(jqo '.items | length')" "50" "the default page"
+[[ "$ERR" == *"50 of $N items listed; --limit N lists more"* ]] || fail "no note that more items exist: $ERR"
+as_bulk --json list Inbox --offset 1000; ok "list --offset 1000"
+eq "$(jqo '[.items[].id] | join(",")')" "$(tr ',' '\n' <<<"$all" | tail -n 5 | paste -sd,)" "the 5 items after the first 1,000"
+[[ -z "$ERR" ]] || fail "a note although nothing more exists: $ERR"
 echo "PASS $IT_NAME"

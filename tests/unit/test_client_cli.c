@@ -1,7 +1,7 @@
 /* test_client_cli.c — the mbx CLI's pure helpers: base64url sync tokens, ISO 8601,
  * size suffixes, flag arguments, JSON escaping, the generic protobuf → JSON
- * conversion that `mbx --json` prints, and argument parsing (global options after
- * the command). */
+ * conversion that `mbx --json` prints, argument parsing (global options after the
+ * command) and `list` paging past the server's page size. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -380,6 +380,164 @@ static void test_args_global_opt_before_command(void **state)
   assert_string_equal(err, "--key needs a value");
 }
 
+/* ---- list paging ----------------------------------------------------------------- */
+
+/* A folder as the server pages it: ids newest first, at most page_max a page, 50 when
+ * no limit is asked. Optionally arrivals at the top after a given call, or a failure. */
+struct fake_folder {
+  uint64_t ids[4096];
+  size_t n;
+  uint32_t page_max;
+  int calls;
+  int arrive_after, arrive_n; /* after call arrive_after, arrive_n new items on top */
+  int fail_at;                /* this call fails (0: none) */
+  uint32_t asked[16];
+};
+
+static void fake_init(struct fake_folder *f, size_t n)
+{
+  memset(f, 0, sizeof(*f));
+  f->n = n;
+  f->page_max = 1000;
+  for (size_t i = 0; i < n; i++)
+    f->ids[i] = 100000 - i; /* newest (highest id) first */
+}
+
+static int fake_page(void *arg, uint32_t offset, uint32_t limit, Mbx__ListResp **resp_r)
+{
+  struct fake_folder *f = arg;
+  f->calls++;
+  if (f->calls <= 16)
+    f->asked[f->calls - 1] = limit;
+  if (f->calls == f->fail_at)
+    return MBX_ECONN;
+  uint32_t want = limit ? limit : 50;
+  if (want > f->page_max)
+    want = f->page_max;
+  size_t from = offset < f->n ? offset : f->n;
+  size_t cnt = f->n - from < want ? f->n - from : want;
+  Mbx__Item *items = calloc(cnt + 1, sizeof(*items));
+  Mbx__Item **ptrs = calloc(cnt + 1, sizeof(*ptrs));
+  assert_non_null(items);
+  assert_non_null(ptrs);
+  for (size_t i = 0; i < cnt; i++) {
+    mbx__item__init(&items[i]);
+    items[i].id = f->ids[from + i];
+    items[i].mailbox_id = 1;
+    items[i].folder_id = 7;
+    ptrs[i] = &items[i];
+  }
+  Mbx__ListResp lr = MBX__LIST_RESP__INIT;
+  lr.items = ptrs;
+  lr.n_items = cnt;
+  lr.has_total = 1;
+  lr.total = f->n;
+  size_t len = mbx__list_resp__get_packed_size(&lr);
+  uint8_t *buf = malloc(len + 1);
+  assert_non_null(buf);
+  mbx__list_resp__pack(&lr, buf);
+  *resp_r = mbx__list_resp__unpack(NULL, len, buf);
+  free(buf);
+  free(ptrs);
+  free(items);
+  assert_non_null(*resp_r);
+  if (f->calls == f->arrive_after) {
+    memmove(f->ids + f->arrive_n, f->ids, f->n * sizeof(f->ids[0]));
+    for (int i = 0; i < f->arrive_n; i++)
+      f->ids[i] = 200000 + (uint64_t)i;
+    f->n += (size_t)f->arrive_n;
+  }
+  return 0;
+}
+
+static void assert_listing_ids(const struct mbxcli_listing *l, const uint64_t *want, size_t n)
+{
+  assert_int_equal(l->view.n_items, n);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(l->view.items[i]->id, want[i]);
+}
+
+static void test_list_pages_past_page_size(void **state)
+{
+  (void)state;
+  static struct fake_folder f;
+  struct mbxcli_listing l;
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 2003, &l), 0);
+  assert_listing_ids(&l, f.ids, 2003);
+  assert_int_equal(l.view.total, 2500);
+  assert_true(l.view.has_total);
+  assert_false(l.changed);
+  assert_int_equal(f.calls, 3);
+  assert_int_equal(f.asked[0], 2003); /* the server's page size is its own to choose */
+  assert_int_equal(f.asked[1], 1003);
+  assert_int_equal(f.asked[2], 3);
+  mbxcli_listing_free(&l);
+
+  /* a limit past the end stops at the end, without an empty extra call */
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 100000, &l), 0);
+  assert_listing_ids(&l, f.ids, 2500);
+  assert_int_equal(f.calls, 3);
+  mbxcli_listing_free(&l);
+
+  /* from an offset */
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 1400, 1050, &l), 0);
+  assert_listing_ids(&l, f.ids + 1400, 1050);
+  mbxcli_listing_free(&l);
+
+  /* no limit: one page of the server's default size, the total says there is more */
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 0, &l), 0);
+  assert_listing_ids(&l, f.ids, 50);
+  assert_int_equal(l.view.total, 2500);
+  assert_int_equal(f.calls, 1);
+  mbxcli_listing_free(&l);
+
+  /* an empty folder, and an offset past its end */
+  fake_init(&f, 0);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 10, &l), 0);
+  assert_int_equal(l.view.n_items, 0);
+  assert_int_equal(f.calls, 1);
+  mbxcli_listing_free(&l);
+  fake_init(&f, 30);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 40, 10, &l), 0);
+  assert_int_equal(l.view.n_items, 0);
+  assert_int_equal(l.view.total, 30);
+  mbxcli_listing_free(&l);
+}
+
+static void test_list_arrivals_while_paging(void **state)
+{
+  (void)state;
+  static struct fake_folder f;
+  static uint64_t before[2500];
+  struct mbxcli_listing l;
+  fake_init(&f, 2500);
+  memcpy(before, f.ids, sizeof(before));
+  f.arrive_after = 1; /* 7 deliveries land between the first and the second page */
+  f.arrive_n = 7;
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 2003, &l), 0);
+  assert_listing_ids(&l, before, 2003); /* each item once, none skipped */
+  assert_true(l.changed);
+  assert_int_equal(l.first_total, 2500);
+  assert_int_equal(l.view.total, 2507);
+  mbxcli_listing_free(&l);
+}
+
+static void test_list_error_on_a_later_page(void **state)
+{
+  (void)state;
+  static struct fake_folder f;
+  struct mbxcli_listing l;
+  fake_init(&f, 2500);
+  f.fail_at = 2;
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 2003, &l), MBX_ECONN);
+  mbxcli_listing_free(&l); /* frees the first page */
+  assert_int_equal(l.npages, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -394,6 +552,9 @@ int main(void)
     cmocka_unit_test(test_args_own_options_win),
     cmocka_unit_test(test_args_errors_and_help),
     cmocka_unit_test(test_args_global_opt_before_command),
+    cmocka_unit_test(test_list_pages_past_page_size),
+    cmocka_unit_test(test_list_arrivals_while_paging),
+    cmocka_unit_test(test_list_error_on_a_later_page),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
