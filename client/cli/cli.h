@@ -13,6 +13,84 @@
 #include "mbx/cache.h"
 #include "mbx/mbx.h"
 
+/* ---- args.c ---- */
+
+#define MBXCLI_POS_MAX 8
+#define MBXCLI_OPTS_MAX 12
+#define MBXCLI_MULTI_MAX 64
+
+/* The options of every command, as typed (borrowed from argv). */
+struct mbxcli_globals {
+  const char *server, *ca, *cert, *key, *user, *profile;
+  bool json, cached;
+};
+
+/* One of a command's own options, without "--"; a command's list of them ends with a
+ * NULL name (or at MBXCLI_OPTS_MAX). */
+struct mbxcli_optspec {
+  const char *name;
+  bool has_arg;
+};
+
+/* A command's parsed arguments (borrowed from argv); zero it before parsing. */
+struct mbxcli_args {
+  const char *pos[MBXCLI_POS_MAX];
+  int npos;
+  const char *opt[MBXCLI_OPTS_MAX];   /* last value (or "" for a flag) by option index */
+  const char *multi[MBXCLI_OPTS_MAX][MBXCLI_MULTI_MAX];
+  size_t nmulti[MBXCLI_OPTS_MAX];
+  bool help;                          /* --help or -h came before any "--": parsing stopped */
+};
+
+/* If argv[*i] is a global option — --json, --cached, or --server, --ca, --cert, --key,
+ * --user, --profile with a value ("--server H:P" or "--server=H:P") — records it in g,
+ * moves *i past its value and returns 1; returns 0 when it is not one. MBX_EINVAL
+ * (value missing, or given to a flag) with a one-line reason in err. --help and
+ * --version are the caller's. */
+int mbxcli_global_opt(struct mbxcli_globals *g, int argc, char **argv, int *i, char *err,
+                      size_t errlen);
+
+/* Parses what follows a command's words: its own options of opts ("--name value",
+ * "--name=value", flags; repeatable ones keep every value in multi), then the global
+ * options, so that `mbx list Inbox --json` means `mbx --json list Inbox` (an option of
+ * the command's own with a global's name would win). Anything else that does not
+ * start with "--" is positional ("-flagged" and "-" included), and so is everything
+ * after "--"; an option's value is taken as it is, even "--json". Returns 0 (stopping
+ * early at --help or -h, a->help), else MBX_EINVAL (unknown option, missing value,
+ * value given to a flag) or MBX_ELIMIT (over MBXCLI_POS_MAX positionals or
+ * MBXCLI_MULTI_MAX repetitions) with a one-line reason in err. The command's bounds on
+ * positionals are the caller's to check. */
+int mbxcli_parse_args(const struct mbxcli_optspec *opts, int argc, char **argv,
+                      struct mbxcli_args *a, struct mbxcli_globals *g, char *err, size_t errlen);
+
+/* ---- list.c ---- */
+
+/* One page of a folder: up to limit items (0: the default page size) from offset,
+ * newest first — mbxc_list or mbxc_cache_list. *resp_r is freed with mbxc_free. */
+typedef int (*mbxcli_list_page_fn)(void *arg, uint32_t offset, uint32_t limit,
+                                   Mbx__ListResp **resp_r);
+
+/* A listing gathered from several pages: view is the whole of it as one reply (items
+ * borrowed from pages; total as of the last page). */
+struct mbxcli_listing {
+  Mbx__ListResp view;
+  Mbx__ListResp **pages;
+  size_t npages;
+  uint64_t first_total;               /* the folder's total on the first page */
+  bool changed;                       /* the total moved between pages */
+};
+
+/* Up to limit items from offset, page after page until limit items or the end of the
+ * folder, since a page may hold fewer than asked (the server sends at most 1,000).
+ * limit 0: one page of the default size. Items pushed down onto a later page by
+ * arrivals at the top of the folder are listed once; l->changed says the folder's
+ * total moved while paging (a deletion above the current page may have hidden an
+ * item). Returns 0, or MBX_ENOMEM or fetch's error; free l with mbxcli_listing_free
+ * either way. */
+int mbxcli_list_all(mbxcli_list_page_fn fetch, void *arg, uint32_t offset, uint32_t limit,
+                    struct mbxcli_listing *l);
+void mbxcli_listing_free(struct mbxcli_listing *l);
+
 /* ---- util.c ---- */
 
 /* base64url (RFC 4648 §5) without padding. Encode appends a NUL-terminated string

@@ -1,6 +1,7 @@
 /* mbx.c — the mbx command line: user, transport and admin commands over libmbx.
  * Exit codes: 0 success, 1 the server (or a local check) refused, 2 usage error,
- * 3 connection/TLS failure. Errors are exactly one line on stderr. */
+ * 3 connection/TLS failure. Errors are exactly one line on stderr; only a partial
+ * command ("mbx admin db") lists the commands it could mean after that line. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -19,15 +20,7 @@
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_CONN = 3 };
 enum auth { AUTH_NONE, AUTH_USER, AUTH_ADMIN, AUTH_TRANSPORT };
 
-#define MAX_POS 8
-#define MAX_OPTS 12
-#define MAX_MULTI 64
 #define MAX_FILE_BYTES ((size_t)1 << 30) /* when the server names no limit */
-
-struct optspec {
-  const char *name;                 /* without "--" */
-  bool has_arg;
-};
 
 struct cmd;
 
@@ -40,19 +33,14 @@ struct ctx {
   const char *profile;
   mbxc_cache *cache;
   const struct cmd *cmd;
-  /* parsed command arguments */
-  const char *pos[MAX_POS];
-  int npos;
-  const char *opt[MAX_OPTS];         /* last value (or "" for a flag) by spec index */
-  const char *multi[MAX_OPTS][MAX_MULTI];
-  size_t nmulti[MAX_OPTS];
+  struct mbxcli_args args;          /* the command's parsed arguments */
 };
 
 struct cmd {
   const char *words[3];
   enum auth auth;
   int min_pos, max_pos;
-  struct optspec opts[MAX_OPTS];
+  struct mbxcli_optspec opts[MBXCLI_OPTS_MAX];
   int (*run)(struct ctx *x);
   const char *usage;
   const char *help;
@@ -287,7 +275,7 @@ static int authenticate(struct ctx *x)
 
 static int opt_index(const struct ctx *x, const char *name)
 {
-  for (int i = 0; i < MAX_OPTS && x->cmd->opts[i].name; i++)
+  for (int i = 0; i < MBXCLI_OPTS_MAX && x->cmd->opts[i].name; i++)
     if (strcmp(x->cmd->opts[i].name, name) == 0)
       return i;
   abort(); /* a command asked for an option it does not declare: a bug here */
@@ -295,7 +283,7 @@ static int opt_index(const struct ctx *x, const char *name)
 
 static const char *opt(const struct ctx *x, const char *name)
 {
-  return x->opt[opt_index(x, name)];
+  return x->args.opt[opt_index(x, name)];
 }
 
 static bool flag(const struct ctx *x, const char *name) { return opt(x, name) != NULL; }
@@ -468,8 +456,8 @@ static int cmd_folder_create(struct ctx *x)
       return ex;
   }
   Mbx__FolderResp *r;
-  int rc = x->cache ? mbxc_cache_create_folder(x->cache, x->pos[0], parent, cls, &r)
-                    : mbxc_create_folder(x->conn, x->pos[0], parent, cls, &r);
+  int rc = x->cache ? mbxc_cache_create_folder(x->cache, x->args.pos[0], parent, cls, &r)
+                    : mbxc_create_folder(x->conn, x->args.pos[0], parent, cls, &r);
   if (rc < 0)
     return call_error(x, "folder create", rc);
   return folder_result(x, r, "created");
@@ -478,12 +466,12 @@ static int cmd_folder_create(struct ctx *x)
 static int cmd_folder_rename(struct ctx *x)
 {
   uint64_t id;
-  int ex = folder_id_of(x, x->pos[0], &id);
+  int ex = folder_id_of(x, x->args.pos[0], &id);
   if (ex)
     return ex;
   Mbx__FolderResp *r;
-  int rc = x->cache ? mbxc_cache_update_folder(x->cache, id, x->pos[1], false, 0, &r)
-                    : mbxc_update_folder(x->conn, id, x->pos[1], false, 0, &r);
+  int rc = x->cache ? mbxc_cache_update_folder(x->cache, id, x->args.pos[1], false, 0, &r)
+                    : mbxc_update_folder(x->conn, id, x->args.pos[1], false, 0, &r);
   if (rc < 0)
     return call_error(x, "folder rename", rc);
   return folder_result(x, r, "renamed");
@@ -494,7 +482,7 @@ static int cmd_folder_move(struct ctx *x)
   if (flag(x, "top") == (opt(x, "parent") != NULL))
     return usage_error(x, "give exactly one of --parent FOLDER or --top");
   uint64_t id, parent = 0;
-  int ex = folder_id_of(x, x->pos[0], &id);
+  int ex = folder_id_of(x, x->args.pos[0], &id);
   if (!ex && opt(x, "parent"))
     ex = folder_id_of(x, opt(x, "parent"), &parent);
   if (ex)
@@ -510,7 +498,7 @@ static int cmd_folder_move(struct ctx *x)
 static int cmd_folder_delete(struct ctx *x)
 {
   uint64_t id;
-  int ex = folder_id_of(x, x->pos[0], &id);
+  int ex = folder_id_of(x, x->args.pos[0], &id);
   if (ex)
     return ex;
   int rc = x->cache ? mbxc_cache_delete_folder(x->cache, id) : mbxc_delete_folder(x->conn, id);
@@ -525,7 +513,7 @@ static int cmd_folder_delete(struct ctx *x)
 static int cmd_folder_empty(struct ctx *x)
 {
   uint64_t id, count = 0;
-  int ex = folder_id_of(x, x->pos[0], &id);
+  int ex = folder_id_of(x, x->args.pos[0], &id);
   if (ex)
     return ex;
   int rc = mbxc_empty_folder(x->conn, id, &count);
@@ -541,6 +529,21 @@ static int cmd_folder_empty(struct ctx *x)
   return 0;
 }
 
+struct list_src {
+  struct ctx *x;
+  uint64_t folder_id;
+};
+
+static int list_page(void *arg, uint32_t offset, uint32_t limit, Mbx__ListResp **resp_r)
+{
+  struct list_src *src = arg;
+  struct ctx *x = src->x;
+  return x->cache ? mbxc_cache_list(x->cache, src->folder_id, offset, limit, resp_r)
+                  : mbxc_list(x->conn, src->folder_id, offset, limit, resp_r);
+}
+
+/* --limit N: N items however many pages that takes; without it, one page of the
+ * server's default size, and a note on stderr when the folder holds more. */
 static int list_folder(struct ctx *x, uint64_t folder_id)
 {
   uint32_t limit = 0, offset = 0;
@@ -549,23 +552,32 @@ static int list_folder(struct ctx *x, uint64_t folder_id)
     ex = parse_u32_opt(x, "offset", &offset);
   if (ex)
     return ex;
-  Mbx__ListResp *lr;
-  int rc = x->cache ? mbxc_cache_list(x->cache, folder_id, offset, limit, &lr)
-                    : mbxc_list(x->conn, folder_id, offset, limit, &lr);
-  if (rc < 0)
+  struct list_src src = { .x = x, .folder_id = folder_id };
+  struct mbxcli_listing l;
+  int rc = mbxcli_list_all(list_page, &src, offset, limit, &l);
+  if (rc < 0) {
+    mbxcli_listing_free(&l);
     return call_error(x, "list", rc);
+  }
   if (x->json)
-    ex = emit_json(&lr->base);
+    ex = emit_json(&l.view.base);
   else
-    mbxcli_print_list(stdout, lr);
-  mbxc_free(&lr);
+    mbxcli_print_list(stdout, &l.view);
+  if (!limit && (uint64_t)offset + l.view.n_items < l.view.total)
+    fprintf(stderr, "mbx: note: %zu of %" PRIu64 " items listed; --limit N lists more\n",
+            l.view.n_items, l.view.total);
+  if (l.changed)
+    fprintf(stderr, "mbx: note: the folder changed while it was listed (%" PRIu64 " items, "
+                    "then %" PRIu64 "); an item may be missing: list again\n",
+            l.first_total, l.view.total);
+  mbxcli_listing_free(&l);
   return ex;
 }
 
 static int cmd_list(struct ctx *x)
 {
   uint64_t id;
-  int ex = folder_id_of(x, x->pos[0], &id);
+  int ex = folder_id_of(x, x->args.pos[0], &id);
   return ex ? ex : list_folder(x, id);
 }
 
@@ -595,7 +607,7 @@ static int fetch_body(struct ctx *x, uint64_t id, Mbx__ItemResp **ir)
 static int cmd_get(struct ctx *x)
 {
   uint64_t id;
-  int ex = parse_item_id(x, x->pos[0], &id);
+  int ex = parse_item_id(x, x->args.pos[0], &id);
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
@@ -622,12 +634,12 @@ static int cmd_append(struct ctx *x)
   if (opt(x, "flags") && mbxcli_parse_flag_list(opt(x, "flags"), &flags) < 0)
     return usage_error(x, "--flags takes seen,flagged,answered,draft");
   uint64_t folder;
-  int ex = folder_id_of(x, x->pos[0], &folder);
+  int ex = folder_id_of(x, x->args.pos[0], &folder);
   if (ex)
     return ex;
   uint8_t *data;
   size_t len;
-  ex = read_message(x, x->pos[1], &data, &len);
+  ex = read_message(x, x->args.pos[1], &data, &len);
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
@@ -642,16 +654,16 @@ static int cmd_append(struct ctx *x)
 static int cmd_flag(struct ctx *x)
 {
   uint64_t id;
-  int ex = parse_item_id(x, x->pos[0], &id);
+  int ex = parse_item_id(x, x->args.pos[0], &id);
   if (ex)
     return ex;
   uint32_t add = 0, remove = 0;
-  for (int i = 1; i < x->npos; i++)
-    if (mbxcli_parse_flag_change(x->pos[i], &add, &remove) < 0)
+  for (int i = 1; i < x->args.npos; i++)
+    if (mbxcli_parse_flag_change(x->args.pos[i], &add, &remove) < 0)
       return usage_error(x, "\"%s\": flags are +NAME or -NAME with NAME one of seen, "
-                            "flagged, answered, draft", x->pos[i]);
+                            "flagged, answered, draft", x->args.pos[i]);
   const char *cats = opt(x, "categories");
-  if (x->npos < 2 && !cats)
+  if (x->args.npos < 2 && !cats)
     return usage_error(x, "nothing to change: give +FLAG/-FLAG or --categories");
   char **v = NULL;
   size_t n = 0;
@@ -671,9 +683,9 @@ static int cmd_flag(struct ctx *x)
 static int move_or_copy(struct ctx *x, bool copy)
 {
   uint64_t id, folder;
-  int ex = parse_item_id(x, x->pos[0], &id);
+  int ex = parse_item_id(x, x->args.pos[0], &id);
   if (!ex)
-    ex = folder_id_of(x, x->pos[1], &folder);
+    ex = folder_id_of(x, x->args.pos[1], &folder);
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
@@ -691,7 +703,7 @@ static int cmd_copy(struct ctx *x) { return move_or_copy(x, true); }
 static int cmd_delete(struct ctx *x)
 {
   uint64_t id;
-  int ex = parse_item_id(x, x->pos[0], &id);
+  int ex = parse_item_id(x, x->args.pos[0], &id);
   if (ex)
     return ex;
   int rc = x->cache ? mbxc_cache_delete(x->cache, id, flag(x, "hard"))
@@ -721,7 +733,7 @@ static int cmd_sync(struct ctx *x)
   uint64_t folder;
   int ex = decode_state(x, &st, &stlen);
   if (!ex)
-    ex = folder_id_of(x, x->pos[0], &folder);
+    ex = folder_id_of(x, x->args.pos[0], &folder);
   if (ex) {
     free(st);
     return ex;
@@ -766,9 +778,9 @@ static int cmd_sync_folders(struct ctx *x)
  * default (Calendar, Contacts, Tasks, Notes). */
 static int typed_folder(struct ctx *x, Mbx__WellKnown wk, uint64_t *id_r)
 {
-  for (int i = 0; i < MAX_OPTS && x->cmd->opts[i].name; i++)
-    if (strcmp(x->cmd->opts[i].name, "folder") == 0 && x->opt[i])
-      return folder_id_of(x, x->opt[i], id_r);
+  for (int i = 0; i < MBXCLI_OPTS_MAX && x->cmd->opts[i].name; i++)
+    if (strcmp(x->cmd->opts[i].name, "folder") == 0 && x->args.opt[i])
+      return folder_id_of(x, x->args.opt[i], id_r);
   Mbx__FoldersResp *fr;
   int rc = folders_of(x, &fr);
   if (rc < 0)
@@ -834,8 +846,8 @@ static int cmd_event_add(struct ctx *x)
   ev.location = (char *)opt(x, "location");
   ev.recurrence_rule = (char *)opt(x, "rrule");
   int ai = opt_index(x, "attendee");
-  ev.n_attendees = x->nmulti[ai];
-  ev.attendees = (char **)x->multi[ai];
+  ev.n_attendees = x->args.nmulti[ai];
+  ev.attendees = (char **)x->args.multi[ai];
   ev.has_reminder_minutes = 1;
   ev.reminder_minutes = -1;
   if (opt(x, "reminder")) {
@@ -863,10 +875,10 @@ static int cmd_contact_add(struct ctx *x)
   c.surname = (char *)opt(x, "surname");
   c.company = (char *)opt(x, "company");
   int ei = opt_index(x, "email"), pi = opt_index(x, "phone");
-  c.n_emails = x->nmulti[ei];
-  c.emails = (char **)x->multi[ei];
-  c.n_phones = x->nmulti[pi];
-  c.phones = (char **)x->multi[pi];
+  c.n_emails = x->args.nmulti[ei];
+  c.emails = (char **)x->args.multi[ei];
+  c.n_phones = x->args.nmulti[pi];
+  c.phones = (char **)x->args.multi[pi];
   return create_typed(x, &it, MBX__WELL_KNOWN__WK_CONTACTS);
 }
 
@@ -932,7 +944,7 @@ static int cmd_deliver(struct ctx *x)
     return usage_error(x, "deliver needs --to ADDRESS");
   uint8_t *data;
   size_t len;
-  int ex = read_message(x, x->pos[0], &data, &len);
+  int ex = read_message(x, x->args.pos[0], &data, &len);
   if (ex)
     return ex;
   Mbx__ItemResp *ir;
@@ -958,7 +970,7 @@ static int cmd_db_create(struct ctx *x)
       return usage_error(x, "--copies wants NODE[:PREF],... (e.g. node1:1,node2:2), "
                             "each preference once, from 1");
   }
-  int rc = mbxc_db_create_copies(x->conn, x->pos[0], copies, ncopies, &d);
+  int rc = mbxc_db_create_copies(x->conn, x->args.pos[0], copies, ncopies, &d);
   mbxcli_copies_free(&copies, ncopies);
   if (rc < 0)
     return call_error(x, "admin db create", rc);
@@ -1017,7 +1029,7 @@ static int cmd_db_digest(struct ctx *x)
   Mbx__DbDigestResp *d;
   if (opt(x, "node") && !mbxcli_valid_node_name(opt(x, "node"), strlen(opt(x, "node"))))
     return usage_error(x, "--node wants a node name (a-z, 0-9, '-')");
-  int rc = mbxc_db_digest_node(x->conn, x->pos[0], opt(x, "node"), &d);
+  int rc = mbxc_db_digest_node(x->conn, x->args.pos[0], opt(x, "node"), &d);
   if (rc < 0)
     return call_error(x, "admin db digest", rc);
   int ex = 0;
@@ -1025,7 +1037,7 @@ static int cmd_db_digest(struct ctx *x)
     ex = emit_json(&d->base);
   else
     printf("%s  %s%s%s (epoch %" PRIu64 ", lsn %" PRIu64 ", %" PRIu64 " mailboxes, %" PRIu64
-           " items)\n", d->digest, x->pos[0], opt(x, "node") ? " on " : "",
+           " items)\n", d->digest, x->args.pos[0], opt(x, "node") ? " on " : "",
            opt(x, "node") ? opt(x, "node") : "", d->epoch, d->last_lsn, d->mailboxes, d->items);
   mbxc_free(&d);
   return ex;
@@ -1102,13 +1114,13 @@ static int cmd_copy_add(struct ctx *x)
     b.has_preference = 1;
     b.preference = pref;
   }
-  b.db = (char *)x->pos[0];
+  b.db = (char *)x->args.pos[0];
   b.node = (char *)node;
   b.source = (char *)opt(x, "source");
   req.body_case = MBX__REQUEST__BODY_COPY_ADD;
   req.copy_add = &b;
   char done[300];
-  snprintf(done, sizeof(done), "added a copy of %.100s on %.63s%s", x->pos[0], node,
+  snprintf(done, sizeof(done), "added a copy of %.100s on %.63s%s", x->args.pos[0], node,
            b.lag_s ? " (lagged)" : "");
   return copy_call(x, &req, done);
 }
@@ -1125,7 +1137,7 @@ static int cmd_copy_simple(struct ctx *x)
   Mbx__CopySuspendReq su = MBX__COPY_SUSPEND_REQ__INIT;
   Mbx__CopyResumeReq re = MBX__COPY_RESUME_REQ__INIT;
   Mbx__CopyPlayDownReq pd = MBX__COPY_PLAY_DOWN_REQ__INIT;
-  char *db = (char *)x->pos[0];
+  char *db = (char *)x->args.pos[0];
   const char *verb = x->cmd->words[2], *what;
   if (strcmp(verb, "remove") == 0) {
     rm.db = db, rm.node = (char *)node;
@@ -1179,7 +1191,8 @@ static bool on_reseed(mbxc_conn *c, int status, const Mbx__Response *resp, void 
     char line[200];
     mbxcli_format_progress(p->bytes_done, p->bytes_total, mbx_mono_us() - v->start_us, line,
                            sizeof(line));
-    fprintf(stderr, "\r\033[Kreseed %.60s on %.63s: %s", v->x->pos[0], opt(v->x, "node"), line);
+    fprintf(stderr, "\r\033[Kreseed %.60s on %.63s: %s", v->x->args.pos[0], opt(v->x, "node"),
+            line);
     fflush(stderr);
     v->shown = true;
   }
@@ -1200,7 +1213,7 @@ static int cmd_copy_reseed(struct ctx *x)
     return ex;
   Mbx__CopyReseedReq b = MBX__COPY_RESEED_REQ__INIT;
   Mbx__Request req = MBX__REQUEST__INIT;
-  b.db = (char *)x->pos[0];
+  b.db = (char *)x->args.pos[0];
   b.node = (char *)node;
   b.source = (char *)opt(x, "source");
   req.body_case = MBX__REQUEST__BODY_COPY_RESEED;
@@ -1219,7 +1232,7 @@ static int cmd_copy_reseed(struct ctx *x)
     return emit_json(&v.last.base);
   char size[32];
   mbxcli_format_bytes(v.last.bytes_done, size, sizeof(size));
-  printf("reseeded the copy of %s on %s: %s", x->pos[0], node, size);
+  printf("reseeded the copy of %s on %s: %s", x->args.pos[0], node, size);
   if (v.last.has_snapshot_lsn)
     printf(", catching up from lsn %" PRIu64, v.last.snapshot_lsn + 1);
   printf(" (%.1fs)\n", (double)(mbx_mono_us() - v.start_us) / 1e6);
@@ -1229,7 +1242,7 @@ static int cmd_copy_reseed(struct ctx *x)
 static int cmd_copy_status(struct ctx *x)
 {
   Mbx__CopyStatusResp *r;
-  int rc = mbxc_copy_status(x->conn, x->npos ? x->pos[0] : NULL, &r);
+  int rc = mbxc_copy_status(x->conn, x->args.npos ? x->args.pos[0] : NULL, &r);
   if (rc < 0)
     return call_error(x, "admin copy status", rc);
   int ex = 0;
@@ -1257,12 +1270,12 @@ static int cmd_mailbox_create(struct ctx *x)
   if (!opt(x, "db"))
     return usage_error(x, "admin mailbox create needs --db DATABASE");
   Mbx__MailboxCreateReq r = MBX__MAILBOX_CREATE_REQ__INIT;
-  r.address = (char *)x->pos[0];
+  r.address = (char *)x->args.pos[0];
   r.database = (char *)opt(x, "db");
   r.display_name = (char *)opt(x, "name");
   int ai = opt_index(x, "alias");
-  r.n_aliases = x->nmulti[ai];
-  r.aliases = (char **)x->multi[ai];
+  r.n_aliases = x->args.nmulti[ai];
+  r.aliases = (char **)x->args.multi[ai];
   if (opt(x, "quota-warn")) {
     if (mbxcli_parse_size(opt(x, "quota-warn"), &r.quota_warn_bytes) < 0)
       return usage_error(x, "--quota-warn wants a size such as 900M or 2G");
@@ -1274,7 +1287,7 @@ static int cmd_mailbox_create(struct ctx *x)
     r.has_quota_prohibit_bytes = 1;
   }
   char prompt[300];
-  snprintf(prompt, sizeof(prompt), "Password for the new mailbox %.250s: ", x->pos[0]);
+  snprintf(prompt, sizeof(prompt), "Password for the new mailbox %.250s: ", x->args.pos[0]);
   int ex = 0;
   char *pw = get_secret("MBX_PASSWORD", prompt, true, &ex);
   if (!pw)
@@ -1330,7 +1343,7 @@ static int cmd_ping(struct ctx *x)
 static int cmd_watch(struct ctx *x)
 {
   struct mbxcli_watch_args a = {
-    .folders = x->pos, .n_folders = (size_t)x->npos, .hierarchy = flag(x, "hierarchy"),
+    .folders = x->args.pos, .n_folders = (size_t)x->args.npos, .hierarchy = flag(x, "hierarchy"),
     .json = x->json, .count = opt(x, "count"), .timeout = opt(x, "timeout"),
   };
   return mbxcli_watch(x->conn, &a);
@@ -1416,13 +1429,17 @@ static const struct cmd cmds[] = {
   { { "folder", "empty" }, AUTH_USER, 1, 1, { { 0 } }, cmd_folder_empty,
     "folder empty FOLDER", "Delete every item in a folder." },
   { { "list" }, AUTH_USER, 1, 1, { O("limit"), O("offset") }, cmd_list,
-    "list FOLDER [--limit N] [--offset N]", "List a folder's items, newest first." },
+    "list FOLDER [--limit N] [--offset N]",
+    "List a folder's items, newest first: N of them from item --offset (0), however many of "
+    "the server's pages (at most 1,000 items each) that takes; without --limit one page of 50, "
+    "with a note on stderr when the folder holds more. The same for event|contact|task|note "
+    "list." },
   { { "get" }, AUTH_USER, 1, 1, { F("body") }, cmd_get, "get ITEM [--body]",
     "Show an item's headers or properties; --body adds the raw message." },
   { { "append" }, AUTH_USER, 2, 2, { O("flags") }, cmd_append,
     "append FOLDER FILE.eml [--flags seen,flagged,answered,draft]",
     "Store an RFC 5322 message (FILE \"-\" = stdin) in a folder." },
-  { { "flag" }, AUTH_USER, 1, MAX_POS, { O("categories") }, cmd_flag,
+  { { "flag" }, AUTH_USER, 1, MBXCLI_POS_MAX, { O("categories") }, cmd_flag,
     "flag ITEM [+FLAG|-FLAG]... [--categories a,b]",
     "Add (+) or remove (-) flags seen, flagged, answered, draft; replace categories." },
   { { "move" }, AUTH_USER, 2, 2, { { 0 } }, cmd_move, "move ITEM FOLDER",
@@ -1435,7 +1452,8 @@ static const struct cmd cmds[] = {
     "Changes in a folder since TOKEN: + added, ~ changed, - deleted, then the new state." },
   { { "sync-folders" }, AUTH_USER, 0, 0, { O("state") }, cmd_sync_folders,
     "sync-folders [--state TOKEN]", "Changes to the folder hierarchy since TOKEN." },
-  { { "watch" }, AUTH_USER, 0, MAX_POS, { F("hierarchy"), O("count"), O("timeout") }, cmd_watch,
+  { { "watch" }, AUTH_USER, 0, MBXCLI_POS_MAX, { F("hierarchy"), O("count"), O("timeout") },
+    cmd_watch,
     "watch [FOLDER]... [--hierarchy] [--count N] [--timeout S]",
     "Print a line per change pushed by the server (no FOLDER: every folder): folder and its "
     "change number, --hierarchy adds folder tree changes; stop after N changes or S seconds." },
@@ -1564,7 +1582,8 @@ static bool works_cached(const struct cmd *c)
 static const char global_help[] =
     "usage: mbx [OPTIONS] COMMAND [ARGS...]\n"
     "\n"
-    "options (each also from the environment):\n"
+    "options (each also from the environment; they may also follow the command, as in\n"
+    "`mbx list Inbox --json`, and a command's own option of the same name comes first):\n"
     "  --server H:P[,H:P...]  servers or proxies, tried in order   (MBX_SERVER)\n"
     "  --ca FILE              CA certificate to verify them        (MBX_CA)\n"
     "  --cert FILE --key FILE client certificate, e.g. OU=operator (MBX_CERT, MBX_KEY)\n"
@@ -1579,6 +1598,8 @@ static const char global_help[] =
     "certificate), MBX_TRANSPORT_PASSWORD (deliver without a certificate), else a prompt.\n"
     "FOLDER is a path (Inbox, Projects/2026; case-insensitive) or a folder id; ITEM is an\n"
     "item id; sync tokens are base64url. Exit codes: 0 ok, 1 refused, 2 usage, 3 connection.\n"
+    "A partial command (mbx admin, mbx admin db, mbx folder) lists its commands; --help on it\n"
+    "explains them. For a command of both modes (sync), --cached goes before the command.\n"
     "\n"
     "commands:\n";
 
@@ -1629,58 +1650,86 @@ static const struct cmd *find_cmd(const struct cmd *tab, size_t ntab, char **arg
   return best;
 }
 
-/* Parses a command's arguments: "--name value", "--name=value", flags; anything not
- * starting with "--" is positional ("-flagged" and "-" included). 1 = help shown. */
-static int parse_cmd_args(struct ctx *x, int argc, char **argv)
+/* The command argv names: with --cached, a cached-mode command first. */
+static const struct cmd *lookup_cmd(bool cached, char **argv, int argc, int *nwords_r)
 {
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      print_cmd_help(stdout, x->cmd, true);
-      return -1;
-    }
-    if (strcmp(a, "--") == 0) {
-      for (i++; i < argc; i++) {
-        if (x->npos == MAX_POS)
-          return usage_error(x, "too many arguments");
-        x->pos[x->npos++] = argv[i];
+  const struct cmd *c = cached ? find_cmd(cached_cmds, NCACHED, argv, argc, nwords_r) : NULL;
+  return c ? c : find_cmd(cmds, NCMDS, argv, argc, nwords_r);
+}
+
+/* ---- partial commands ("mbx admin db") ---------------------------------- */
+
+/* Whether c begins with the n words w and has more after them. */
+static bool in_group(const struct cmd *c, char **w, int n)
+{
+  for (int k = 0; k < n; k++)
+    if (!c->words[k] || strcmp(c->words[k], w[k]) != 0)
+      return false;
+  return n < 3 && c->words[n];
+}
+
+/* How many leading words of argv begin longer commands (0: none). Only the table of
+ * server commands has commands of several words. */
+static int group_words(char **argv, int argc)
+{
+  int found = 0;
+  for (int n = 1; n <= 2 && n <= argc; n++)
+    for (size_t i = 0; i < NCMDS; i++)
+      if (in_group(&cmds[i], argv, n)) {
+        found = n;
+        break;
       }
-      break;
-    }
-    if (strncmp(a, "--", 2) != 0) {
-      if (x->npos == MAX_POS)
-        return usage_error(x, "too many arguments");
-      x->pos[x->npos++] = a;
+  return found;
+}
+
+static void print_group(FILE *f, char **w, int n, bool full)
+{
+  for (size_t i = 0; i < NCMDS; i++) {
+    if (!in_group(&cmds[i], w, n))
       continue;
-    }
-    const char *name = a + 2, *eq = strchr(name, '=');
-    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-    int k = -1;
-    for (int j = 0; j < MAX_OPTS && x->cmd->opts[j].name; j++)
-      if (strlen(x->cmd->opts[j].name) == nlen && strncmp(x->cmd->opts[j].name, name, nlen) == 0)
-        k = j;
-    if (k < 0)
-      return usage_error(x, "unknown option --%.*s for %s", (int)nlen, name, cmd_name(x));
-    const char *val = "";
-    if (x->cmd->opts[k].has_arg) {
-      if (eq)
-        val = eq + 1;
-      else if (i + 1 < argc)
-        val = argv[++i];
-      else
-        return usage_error(x, "--%s needs a value", x->cmd->opts[k].name);
-    } else if (eq) {
-      return usage_error(x, "--%s takes no value", x->cmd->opts[k].name);
-    }
-    x->opt[k] = val;
-    if (x->nmulti[k] == MAX_MULTI)
-      return usage_error(x, "too many --%s", x->cmd->opts[k].name);
-    x->multi[k][x->nmulti[k]++] = val;
+    if (full)
+      print_cmd_help(f, &cmds[i], false);
+    else
+      fprintf(f, "  mbx %s\n", cmds[i].usage);
   }
-  if (x->npos < x->cmd->min_pos)
+}
+
+/* A partial command such as "admin db": with --help its commands on stdout (exit 0),
+ * else an error line and its commands on stderr (exit 2). */
+static int group_usage(char **argv, int argc, int n)
+{
+  char name[64];
+  snprintf(name, sizeof(name), "%s%s%s", argv[0], n > 1 ? " " : "", n > 1 ? argv[1] : "");
+  for (int k = n; k < argc && strcmp(argv[k], "--") != 0; k++)
+    if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+      printf("usage: mbx [OPTIONS] %s COMMAND [ARGS...]\n\n%s commands:\n", name, name);
+      print_group(stdout, argv, n, true);
+      return 0;
+    }
+  if (n < argc && argv[n][0] != '-')
+    fprintf(stderr, "mbx: unknown command \"%s %.100s\"; the %s commands are:\n", name, argv[n],
+            name);
+  else
+    fprintf(stderr, "mbx: \"%s\" needs a command, one of:\n", name);
+  print_group(stderr, argv, n, false);
+  return EXIT_USAGE;
+}
+
+/* Parses what follows the command's words into x->args (global options given after
+ * the command go to g). 1 = help shown. */
+static int parse_cmd_args(struct ctx *x, int argc, char **argv, struct mbxcli_globals *g)
+{
+  char err[200];
+  if (mbxcli_parse_args(x->cmd->opts, argc, argv, &x->args, g, err, sizeof(err)) < 0)
+    return usage_error(x, "%s", err);
+  if (x->args.help) {
+    print_cmd_help(stdout, x->cmd, true);
+    return -1;
+  }
+  if (x->args.npos < x->cmd->min_pos)
     return usage_error(x, "missing arguments: mbx %s", x->cmd->usage);
-  if (x->npos > x->cmd->max_pos)
-    return usage_error(x, "unexpected argument \"%s\"", x->pos[x->cmd->max_pos]);
+  if (x->args.npos > x->cmd->max_pos)
+    return usage_error(x, "unexpected argument \"%s\"", x->args.pos[x->cmd->max_pos]);
   return 0;
 }
 
@@ -1715,77 +1764,60 @@ int main(int argc, char **argv)
   struct ctx *x = &ctx;
   /* the library's own log lines would break "one line on stderr": MBX_DEBUG=1 shows them */
   mbx_log_init("mbx", NULL, getenv("MBX_DEBUG") ? MBX_LOG_DEBUG : MBX_LOG_FATAL);
-  const char *server = NULL, *ca = NULL, *cert = NULL, *key = NULL, *user = NULL;
-  const char *profile = NULL;
+  struct mbxcli_globals g = { 0 };
   const char *cached_env = getenv("MBX_CACHED");
-  x->cached = cached_env && (strcmp(cached_env, "1") == 0 || strcasecmp(cached_env, "yes") == 0 ||
-                             strcasecmp(cached_env, "true") == 0);
+  g.cached = cached_env && (strcmp(cached_env, "1") == 0 || strcasecmp(cached_env, "yes") == 0 ||
+                            strcasecmp(cached_env, "true") == 0);
   int i = 1;
-  for (; i < argc && strncmp(argv[i], "-", 1) == 0; i++) {
-    const char *a = argv[i];
-    const char **slot = NULL;
-    const char *name = NULL;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       print_help(stdout);
       return 0;
     }
-    if (strcmp(a, "--version") == 0) {
+    if (strcmp(argv[i], "--version") == 0) {
       printf("mbx %s (protocol %d)\n", MBXC_VERSION, MBXC_PROTOCOL_VERSION);
       return 0;
     }
-    if (strcmp(a, "--json") == 0) {
-      x->json = true;
-      continue;
-    }
-    if (strcmp(a, "--cached") == 0) {
-      x->cached = true;
-      continue;
-    }
-    static const struct { const char *name; int idx; } gopts[] = {
-      { "server", 0 }, { "ca", 1 }, { "cert", 2 }, { "key", 3 }, { "user", 4 }, { "profile", 5 },
-    };
-    const char **slots[] = { &server, &ca, &cert, &key, &user, &profile };
-    for (size_t g = 0; g < 6; g++) {
-      size_t n = strlen(gopts[g].name);
-      if (strncmp(a, "--", 2) == 0 && strncmp(a + 2, gopts[g].name, n) == 0 &&
-          (a[2 + n] == 0 || a[2 + n] == '=')) {
-        slot = slots[gopts[g].idx];
-        name = gopts[g].name;
-        if (a[2 + n] == '=')
-          *slot = a + 3 + n;
-        else if (i + 1 < argc)
-          *slot = argv[++i];
-        else
-          return usage_error(NULL, "--%s needs a value", name);
-      }
-    }
-    if (!slot)
+    char err[200];
+    const char *a = argv[i];
+    int rc = mbxcli_global_opt(&g, argc, argv, &i, err, sizeof(err));
+    if (rc < 0)
+      return usage_error(NULL, "%s", err);
+    if (rc == 0)
       return usage_error(NULL, "unknown option %s", a);
   }
   if (i == argc)
     return usage_error(NULL, "no command given");
   int nwords;
-  x->cmd = x->cached ? find_cmd(cached_cmds, NCACHED, argv + i, argc - i, &nwords) : NULL;
-  if (!x->cmd)
-    x->cmd = find_cmd(cmds, NCMDS, argv + i, argc - i, &nwords);
+  x->cmd = lookup_cmd(g.cached, argv + i, argc - i, &nwords);
   if (!x->cmd) {
     if (strcmp(argv[i], "help") == 0) {
       print_help(stdout);
       return 0;
     }
+    int n = group_words(argv + i, argc - i);
+    if (n)
+      return group_usage(argv + i, argc - i, n);
     return usage_error(NULL, "unknown command \"%s%s%s\"", argv[i], i + 1 < argc ? " " : "",
                        i + 1 < argc ? argv[i + 1] : "");
   }
-  int ex = parse_cmd_args(x, argc - i - nwords, argv + i + nwords);
+  bool cached_before = g.cached;
+  int ex = parse_cmd_args(x, argc - i - nwords, argv + i + nwords, &g);
   if (ex)
     return ex < 0 ? 0 : ex;
-  x->server = env_or(server, "MBX_SERVER");
-  x->ca = env_or(ca, "MBX_CA");
-  x->cert = env_or(cert, "MBX_CERT");
-  x->key = env_or(key, "MBX_KEY");
-  x->user = env_or(user, "MBX_USER");
+  int n2;
+  if (g.cached && !cached_before && lookup_cmd(true, argv + i, argc - i, &n2) != x->cmd)
+    return usage_error(x, "--cached changes which command \"%s\" is: give it before the "
+                          "command (mbx --cached %s ...)", cmd_name(x), cmd_name(x));
+  x->json = g.json;
+  x->cached = g.cached;
+  x->server = env_or(g.server, "MBX_SERVER");
+  x->ca = env_or(g.ca, "MBX_CA");
+  x->cert = env_or(g.cert, "MBX_CERT");
+  x->key = env_or(g.key, "MBX_KEY");
+  x->user = env_or(g.user, "MBX_USER");
   if (x->cached)
-    return cached_main(x, env_or(profile, "MBX_PROFILE"));
+    return cached_main(x, env_or(g.profile, "MBX_PROFILE"));
   if (x->cmd->auth == AUTH_USER && (!x->user || !*x->user))
     return usage_error(x, "no user: use --user ADDRESS or set MBX_USER");
   ex = do_connect(x);

@@ -1,6 +1,8 @@
 # it_cli_basic.sh — the whole user/operator surface of `mbx` against a real node
 # over TLS: deliver, list, get, flag, move, copy, delete, folders, PIM items, sync,
-# admin commands, and that everything survives a clean restart of the node.
+# admin commands, and that everything survives a clean restart of the node; then the
+# command line itself: global options after the command, partial commands listing
+# theirs, and `list --limit` paging past the server's 1,000-item page.
 . "$(dirname "$0")/lib.sh"
 it_init
 it_up --databases 2
@@ -209,4 +211,75 @@ as_demo --json get "${ids[0]}" --body; ok
 printf '%s' "$OUT" | jq -r '.body' | b64url_decode | cmp -s - "$IT_WORK/m1.eml" || fail "body changed by restart"
 as_demo --json sync Inbox --state "$st2"; ok "old sync token after restart"
 eq "$(jqo '(.added|length)+(.changed|length)+(.deleted|length)')" "0" "no changes across restart"
+
+step "global options after the command"
+as_demo list Inbox --json; ok "list Inbox --json"
+eq "$(jqo '.total // 0')" "3" "list Inbox --json parses as JSON"
+json_after=$OUT
+as_demo --json list Inbox; ok
+eq "$json_after" "$OUT" "--json after the command = before it"
+as_op admin db list --json; ok "admin db list --json"
+eq "$(jqo '[.dbs[].name] | sort | join(",")')" "db1,db2,db3" "admin db list --json"
+as_demo folders --server="$MBX_SERVER" --ca "$MBX_CA" --json; ok "folders with --server/--ca after it"
+jqo '.folders | length' >/dev/null
+as_demo list -- --json; refused 1 ENOTFOUND "a folder named --json after -- is an argument"
+[[ "$OUT" != "{"* ]] || fail "list -- --json printed JSON"
+as_demo --json note add --subject --json --body x; ok "an option's value that looks like --json"
+eq "$(jqo '.item.note.subject')" "--json" "note subject taken as it is"
+as_demo list Inbox --jsn; refused_any "unknown option after the command"
+[[ $RC -eq 2 ]] || fail "unknown option: want exit 2, got $RC"
+
+step "partial commands list their commands"
+it_run -- admin
+[[ $RC -eq 2 ]] || fail "mbx admin: want exit 2, got $RC"
+[[ -z "$OUT" ]] || fail "mbx admin wrote to stdout"
+[[ "$(printf '%s\n' "$ERR" | head -n 1)" == *'"admin" needs a command'* ]] || fail "mbx admin: first line"
+for c in "admin db create" "admin db list" "admin copy status" "admin mailbox create"; do
+  grep -qF "  mbx $c" <<<"$ERR" || fail "mbx admin does not list $c"
+done
+it_run -- admin db
+[[ $RC -eq 2 ]] || fail "mbx admin db: want exit 2, got $RC"
+eq "$(printf '%s\n' "$ERR" | grep -c '^  mbx admin db ')" "3" "mbx admin db lists create, list, digest"
+grep -q 'admin copy' <<<"$ERR" && fail "mbx admin db lists copy commands"
+it_run -- admin copy; [[ $RC -eq 2 ]] && grep -qF '  mbx admin copy reseed' <<<"$ERR" || fail "mbx admin copy"
+it_run -- admin mailbox; [[ $RC -eq 2 ]] && grep -qF '  mbx admin mailbox list' <<<"$ERR" || fail "mbx admin mailbox"
+it_run -- folder; [[ $RC -eq 2 ]] && grep -qF '  mbx folder rename' <<<"$ERR" || fail "mbx folder"
+it_run -- admin db bogus
+[[ $RC -eq 2 && "$ERR" == *'unknown command "admin db bogus"'* ]] || fail "mbx admin db bogus"
+it_run -- admin db --help; ok "mbx admin db --help"
+[[ -z "$ERR" ]] || fail "mbx admin db --help wrote to stderr"
+grep -qF '  admin db digest DB' <<<"$OUT" || fail "mbx admin db --help does not list digest"
+it_run -- admin --help; ok "mbx admin --help"
+grep -qF '  admin copy add DB' <<<"$OUT" || fail "mbx admin --help does not list copy add"
+it_run -- bogus; refused_any "an unknown command stays one line"
+
+step "list --limit pages past the server's 1,000-item page"
+N=1005
+it_run -u MBX_USER MBX_PASSWORD=bulk-pw-1 -- admin mailbox create bulk@example.com --db db3
+ok "mailbox create bulk"
+[[ -x "$ITC_DIR/itc_load" ]] || fail "driver not built: $ITC_DIR/itc_load"
+t0=$(date +%s%N)
+env MBX_CERT="$TR_CERT" MBX_KEY="$TR_KEY" timeout 120 "$ITC_DIR/itc_load" --to bulk@example.com \
+  --conns 4 --count "$N" --seconds 90 >"$IT_WORK/acked" 2>"$IT_WORK/load.err" ||
+  fail "itc_load failed: $(cat "$IT_WORK/load.err")"
+eq "$(wc -l <"$IT_WORK/acked")" "$N" "deliveries acknowledged"
+echo "  $N deliveries in $((($(date +%s%N) - t0) / 1000000)) ms"
+as_bulk() { as_user bulk@example.com bulk-pw-1 "$@"; }
+as_bulk --json list Inbox --limit 5000; ok "list --limit past the end"
+eq "$(jqo '.items | length')" "$N" "a limit past the end lists everything"
+eq "$(jqo '[.items[].message.subject] | map(ltrimstr("load-") | tonumber) | unique | length')" "$N" "every delivery listed once"
+all=$(jqo '[.items[].id] | join(",")')
+as_bulk list Inbox --limit 1003 --json; ok "list --limit 1003"
+eq "$(jqo '.items | length')" "1003" "items listed with --limit 1003"
+eq "$(jqo '.total')" "$N" "total"
+eq "$(jqo '[.items[].id] | join(",")')" "$(tr ',' '\n' <<<"$all" | head -n 1003 | paste -sd,)" "the first 1003 of the full listing, in order"
+[[ -z "$ERR" ]] || fail "list --limit 1003: unexpected stderr: $ERR"
+as_bulk list Inbox --limit 1003; ok "list --limit 1003 (text)"
+eq "$(printf '%s\n' "$OUT" | tail -n 1)" "(1003 of $N)" "text listing count line"
+as_bulk --json list Inbox; ok "list without --limit"
+eq "$(jqo '.items | length')" "50" "the default page"
+[[ "$ERR" == *"50 of $N items listed; --limit N lists more"* ]] || fail "no note that more items exist: $ERR"
+as_bulk --json list Inbox --offset 1000; ok "list --offset 1000"
+eq "$(jqo '[.items[].id] | join(",")')" "$(tr ',' '\n' <<<"$all" | tail -n 5 | paste -sd,)" "the 5 items after the first 1,000"
+[[ -z "$ERR" ]] || fail "a note although nothing more exists: $ERR"
 echo "PASS $IT_NAME"

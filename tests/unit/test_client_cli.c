@@ -1,6 +1,7 @@
 /* test_client_cli.c — the mbx CLI's pure helpers: base64url sync tokens, ISO 8601,
- * size suffixes, flag arguments, JSON escaping and the generic protobuf → JSON
- * conversion that `mbx --json` prints. */
+ * size suffixes, flag arguments, JSON escaping, the generic protobuf → JSON
+ * conversion that `mbx --json` prints, argument parsing (global options after the
+ * command) and `list` paging past the server's page size. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -250,6 +251,293 @@ static void test_json_message_generic(void **state)
   free(j);
 }
 
+/* ---- argument parsing ---------------------------------------------------------- */
+
+static const struct mbxcli_optspec list_opts[] = { { "limit", true }, { "offset", true }, { 0 } };
+
+/* Parses the words of a command line (after the command's own words). */
+static int parse_line(const struct mbxcli_optspec *opts, const char *line, struct mbxcli_args *a,
+                      struct mbxcli_globals *g, char *err)
+{
+  static char buf[512];
+  static char *argv[32];
+  int argc = 0;
+  memset(a, 0, sizeof(*a));
+  memset(g, 0, sizeof(*g));
+  err[0] = 0;
+  snprintf(buf, sizeof(buf), "%s", line);
+  for (char *t = strtok(buf, " "); t && argc < 32; t = strtok(NULL, " "))
+    argv[argc++] = t;
+  return mbxcli_parse_args(opts, argc, argv, a, g, err, 200);
+}
+
+static void test_args_global_after_command(void **state)
+{
+  (void)state;
+  struct mbxcli_args a;
+  struct mbxcli_globals g;
+  char err[200];
+  assert_int_equal(parse_line(list_opts, "Inbox --json", &a, &g, err), 0);
+  assert_true(g.json);
+  assert_int_equal(a.npos, 1);
+  assert_string_equal(a.pos[0], "Inbox");
+  assert_int_equal(parse_line(list_opts, "--limit 5 Inbox --server=h:7 --user u@x --cached",
+                              &a, &g, err), 0);
+  assert_string_equal(a.opt[0], "5");
+  assert_null(a.opt[1]);
+  assert_string_equal(g.server, "h:7");
+  assert_string_equal(g.user, "u@x");
+  assert_true(g.cached);
+  assert_false(g.json);
+  assert_int_equal(a.npos, 1);
+  /* after "--" it is a folder called "--json", not the option */
+  assert_int_equal(parse_line(list_opts, "-- --json", &a, &g, err), 0);
+  assert_false(g.json);
+  assert_int_equal(a.npos, 1);
+  assert_string_equal(a.pos[0], "--json");
+  /* -flagged and - are positional */
+  assert_int_equal(parse_line(list_opts, "7 -flagged -", &a, &g, err), 0);
+  assert_int_equal(a.npos, 3);
+  assert_string_equal(a.pos[1], "-flagged");
+  assert_false(g.json);
+}
+
+static void test_args_own_options_win(void **state)
+{
+  (void)state;
+  static const struct mbxcli_optspec opts[] = {
+    { "subject", true }, { "user", true }, { "body", false }, { "email", true }, { 0 } };
+  struct mbxcli_args a;
+  struct mbxcli_globals g;
+  char err[200];
+  /* an option's value is never taken for an option, even "--json" */
+  assert_int_equal(parse_line(opts, "--subject --json --body", &a, &g, err), 0);
+  assert_string_equal(a.opt[0], "--json");
+  assert_string_equal(a.opt[2], "");
+  assert_false(g.json);
+  /* a command's own option of a global's name is the command's */
+  assert_int_equal(parse_line(opts, "--user bob --json", &a, &g, err), 0);
+  assert_string_equal(a.opt[1], "bob");
+  assert_null(g.user);
+  assert_true(g.json);
+  assert_int_equal(parse_line(opts, "--email a@x --email=b@x", &a, &g, err), 0);
+  assert_int_equal(a.nmulti[3], 2);
+  assert_string_equal(a.multi[3][0], "a@x");
+  assert_string_equal(a.multi[3][1], "b@x");
+  assert_string_equal(a.opt[3], "b@x");
+}
+
+static void test_args_errors_and_help(void **state)
+{
+  (void)state;
+  struct mbxcli_args a;
+  struct mbxcli_globals g;
+  char err[200];
+  assert_int_equal(parse_line(list_opts, "Inbox --jsn", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "unknown option --jsn");
+  assert_int_equal(parse_line(list_opts, "Inbox --limit", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--limit needs a value");
+  assert_int_equal(parse_line(list_opts, "Inbox --ca", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--ca needs a value");
+  assert_int_equal(parse_line(list_opts, "Inbox --json=yes", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--json takes no value");
+  static const struct mbxcli_optspec flag_opts[] = { { "hard", false }, { 0 } };
+  assert_int_equal(parse_line(flag_opts, "5 --hard=1", &a, &g, err), MBX_EINVAL);
+  assert_string_equal(err, "--hard takes no value");
+  assert_int_equal(parse_line(list_opts, "a b c d e f g h i", &a, &g, err), MBX_ELIMIT);
+  /* --help stops parsing, even after an error-to-be; after "--" it is an argument */
+  assert_int_equal(parse_line(list_opts, "Inbox --help --bogus", &a, &g, err), 0);
+  assert_true(a.help);
+  assert_int_equal(parse_line(list_opts, "-- --help", &a, &g, err), 0);
+  assert_false(a.help);
+  assert_string_equal(a.pos[0], "--help");
+  assert_int_equal(parse_line(list_opts, "-h", &a, &g, err), 0);
+  assert_true(a.help);
+}
+
+static void test_args_global_opt_before_command(void **state)
+{
+  (void)state;
+  struct mbxcli_globals g = { 0 };
+  char err[200];
+  char *argv[] = { "--server", "h:1", "--ca=c.pem", "--json", "--jsonx", "list", "--key" };
+  int i = 0;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 1);
+  assert_int_equal(i, 1); /* moved past the value; the caller's loop steps on */
+  assert_string_equal(g.server, "h:1");
+  i = 2;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 1);
+  assert_string_equal(g.ca, "c.pem");
+  i = 3;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 1);
+  assert_true(g.json);
+  i = 4;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 0);
+  i = 5;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), 0);
+  i = 6;
+  assert_int_equal(mbxcli_global_opt(&g, 7, argv, &i, err, sizeof(err)), MBX_EINVAL);
+  assert_string_equal(err, "--key needs a value");
+}
+
+/* ---- list paging ----------------------------------------------------------------- */
+
+/* A folder as the server pages it: ids newest first, at most page_max a page, 50 when
+ * no limit is asked. Optionally arrivals at the top after a given call, or a failure. */
+struct fake_folder {
+  uint64_t ids[4096];
+  size_t n;
+  uint32_t page_max;
+  int calls;
+  int arrive_after, arrive_n; /* after call arrive_after, arrive_n new items on top */
+  int fail_at;                /* this call fails (0: none) */
+  uint32_t asked[16];
+};
+
+static void fake_init(struct fake_folder *f, size_t n)
+{
+  memset(f, 0, sizeof(*f));
+  f->n = n;
+  f->page_max = 1000;
+  for (size_t i = 0; i < n; i++)
+    f->ids[i] = 100000 - i; /* newest (highest id) first */
+}
+
+static int fake_page(void *arg, uint32_t offset, uint32_t limit, Mbx__ListResp **resp_r)
+{
+  struct fake_folder *f = arg;
+  f->calls++;
+  if (f->calls <= 16)
+    f->asked[f->calls - 1] = limit;
+  if (f->calls == f->fail_at)
+    return MBX_ECONN;
+  uint32_t want = limit ? limit : 50;
+  if (want > f->page_max)
+    want = f->page_max;
+  size_t from = offset < f->n ? offset : f->n;
+  size_t cnt = f->n - from < want ? f->n - from : want;
+  Mbx__Item *items = calloc(cnt + 1, sizeof(*items));
+  Mbx__Item **ptrs = calloc(cnt + 1, sizeof(*ptrs));
+  assert_non_null(items);
+  assert_non_null(ptrs);
+  for (size_t i = 0; i < cnt; i++) {
+    mbx__item__init(&items[i]);
+    items[i].id = f->ids[from + i];
+    items[i].mailbox_id = 1;
+    items[i].folder_id = 7;
+    ptrs[i] = &items[i];
+  }
+  Mbx__ListResp lr = MBX__LIST_RESP__INIT;
+  lr.items = ptrs;
+  lr.n_items = cnt;
+  lr.has_total = 1;
+  lr.total = f->n;
+  size_t len = mbx__list_resp__get_packed_size(&lr);
+  uint8_t *buf = malloc(len + 1);
+  assert_non_null(buf);
+  mbx__list_resp__pack(&lr, buf);
+  *resp_r = mbx__list_resp__unpack(NULL, len, buf);
+  free(buf);
+  free(ptrs);
+  free(items);
+  assert_non_null(*resp_r);
+  if (f->calls == f->arrive_after) {
+    memmove(f->ids + f->arrive_n, f->ids, f->n * sizeof(f->ids[0]));
+    for (int i = 0; i < f->arrive_n; i++)
+      f->ids[i] = 200000 + (uint64_t)i;
+    f->n += (size_t)f->arrive_n;
+  }
+  return 0;
+}
+
+static void assert_listing_ids(const struct mbxcli_listing *l, const uint64_t *want, size_t n)
+{
+  assert_int_equal(l->view.n_items, n);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(l->view.items[i]->id, want[i]);
+}
+
+static void test_list_pages_past_page_size(void **state)
+{
+  (void)state;
+  static struct fake_folder f;
+  struct mbxcli_listing l;
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 2003, &l), 0);
+  assert_listing_ids(&l, f.ids, 2003);
+  assert_int_equal(l.view.total, 2500);
+  assert_true(l.view.has_total);
+  assert_false(l.changed);
+  assert_int_equal(f.calls, 3);
+  assert_int_equal(f.asked[0], 2003); /* the server's page size is its own to choose */
+  assert_int_equal(f.asked[1], 1003);
+  assert_int_equal(f.asked[2], 3);
+  mbxcli_listing_free(&l);
+
+  /* a limit past the end stops at the end, without an empty extra call */
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 100000, &l), 0);
+  assert_listing_ids(&l, f.ids, 2500);
+  assert_int_equal(f.calls, 3);
+  mbxcli_listing_free(&l);
+
+  /* from an offset */
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 1400, 1050, &l), 0);
+  assert_listing_ids(&l, f.ids + 1400, 1050);
+  mbxcli_listing_free(&l);
+
+  /* no limit: one page of the server's default size, the total says there is more */
+  fake_init(&f, 2500);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 0, &l), 0);
+  assert_listing_ids(&l, f.ids, 50);
+  assert_int_equal(l.view.total, 2500);
+  assert_int_equal(f.calls, 1);
+  mbxcli_listing_free(&l);
+
+  /* an empty folder, and an offset past its end */
+  fake_init(&f, 0);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 10, &l), 0);
+  assert_int_equal(l.view.n_items, 0);
+  assert_int_equal(f.calls, 1);
+  mbxcli_listing_free(&l);
+  fake_init(&f, 30);
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 40, 10, &l), 0);
+  assert_int_equal(l.view.n_items, 0);
+  assert_int_equal(l.view.total, 30);
+  mbxcli_listing_free(&l);
+}
+
+static void test_list_arrivals_while_paging(void **state)
+{
+  (void)state;
+  static struct fake_folder f;
+  static uint64_t before[2500];
+  struct mbxcli_listing l;
+  fake_init(&f, 2500);
+  memcpy(before, f.ids, sizeof(before));
+  f.arrive_after = 1; /* 7 deliveries land between the first and the second page */
+  f.arrive_n = 7;
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 2003, &l), 0);
+  assert_listing_ids(&l, before, 2003); /* each item once, none skipped */
+  assert_true(l.changed);
+  assert_int_equal(l.first_total, 2500);
+  assert_int_equal(l.view.total, 2507);
+  mbxcli_listing_free(&l);
+}
+
+static void test_list_error_on_a_later_page(void **state)
+{
+  (void)state;
+  static struct fake_folder f;
+  struct mbxcli_listing l;
+  fake_init(&f, 2500);
+  f.fail_at = 2;
+  assert_int_equal(mbxcli_list_all(fake_page, &f, 0, 2003, &l), MBX_ECONN);
+  mbxcli_listing_free(&l); /* frees the first page */
+  assert_int_equal(l.npages, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -260,6 +548,13 @@ int main(void)
     cmocka_unit_test(test_flag_arguments),
     cmocka_unit_test(test_json_escaping),
     cmocka_unit_test(test_json_message_generic),
+    cmocka_unit_test(test_args_global_after_command),
+    cmocka_unit_test(test_args_own_options_win),
+    cmocka_unit_test(test_args_errors_and_help),
+    cmocka_unit_test(test_args_global_opt_before_command),
+    cmocka_unit_test(test_list_pages_past_page_size),
+    cmocka_unit_test(test_list_arrivals_while_paging),
+    cmocka_unit_test(test_list_error_on_a_later_page),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
