@@ -99,6 +99,10 @@ void mbx_req_finish(struct mbx_req *r)
       e.name = (char *)mbx_strerror_name(r->status);
       e.message = (char *)(r->errmsg ? r->errmsg : mbx_strerror(r->status));
       e.redirect = (char *)r->redirect;
+      if (r->error_lsn) {
+        e.has_lsn = 1;
+        e.lsn = r->error_lsn;
+      }
       r->resp.error = &e;
       r->resp.body_case = MBX__RESPONSE__BODY__NOT_SET;
     }

@@ -42,6 +42,7 @@ struct mbx_req {
   int status;                         /* < 0: answered with Error */
   const char *errmsg;                 /* one line for the person (NULL: mbx_strerror) */
   const char *redirect;               /* ENOTACTIVE: "HOST:PORT" of the active copy's node */
+  uint64_t error_lsn;                 /* EDIVERGED: where the histories split (Error.lsn) */
   struct mbx_rtxn *rtxn;              /* open until the response is packed (borrowed bodies) */
   /* session snapshot taken when the request arrived */
   struct mbx_db *db;

@@ -340,6 +340,8 @@ struct mbx_store_copy_meta {
   bool suspended;
   bool needs_reseed;                  /* fell beyond the active's log, or a seed failed */
   bool failed;                        /* a received record failed its checks */
+  bool diverged;                      /* the active refused the pull: its history differs */
+  uint64_t diverged_lsn;              /* where the histories split (the active said) */
   char comment[256];                  /* the operator's suspend comment */
   char reason[256];                   /* why failed / needs_reseed */
 };
@@ -380,6 +382,16 @@ int mbx_store_replay_queue(struct mbx_store *s, uint64_t *records_r, uint64_t *b
  * UINT64_MAX (the default, no copies) keeps only what log_retain_bytes allows.
  * Any thread. */
 void mbx_store_set_log_floor(struct mbx_store *s, uint64_t floor_lsn);
+/* The CRC (logrec header field) and epoch of this copy's record at lsn, from the log
+ * or, on a passive, the received log. MBX_ENOTFOUND if it has no such record (never
+ * written, or truncated). Any thread (inside the caller's read transaction). */
+int mbx_store_record_crc(struct mbx_rtxn *r, uint64_t lsn, uint32_t *crc_r, uint64_t *epoch_r);
+/* The handshake's probes of this copy's log below and at last_lsn: the newest 32
+ * records one by one, then ever further back (doubling steps) down to the oldest the
+ * log still has, at most cap. *n_r of them, newest first. Any thread. */
+int mbx_store_repl_probes(struct mbx_store *s, uint64_t last_lsn, uint64_t *lsn_v,
+                          uint32_t *crc_v, size_t cap, size_t *n_r);
+
 /* Bytes of the log records with lsn in (after_lsn, last]: the copy queue in bytes.
  * Walks at most max_records records (then *bytes_r is a lower bound). */
 int mbx_store_log_bytes_after(struct mbx_rtxn *r, uint64_t after_lsn, uint64_t max_records,
