@@ -36,7 +36,8 @@
   X(ELIMIT, 28, "limit exceeded")                                         \
   X(ENEEDSEED, 29, "copy is too far behind the log: it needs a reseed")   \
   X(EPEER, 30, "peer node unreachable")                                  \
-  X(ECONFLICT, 31, "item changed since the client last saw it")
+  X(ECONFLICT, 31, "item changed since the client last saw it")           \
+  X(EDIVERGED, 32, "copy's history differs from the active's: it needs a reseed")
 
 enum mbx_error {
   MBX_OK = 0,

@@ -263,7 +263,8 @@ static void seed_rx_install(struct mbx_repl_seed_rx *x)
     return;
   }
   x->meta = k->meta;
-  x->meta.needs_reseed = x->meta.failed = false;
+  x->meta.needs_reseed = x->meta.failed = x->meta.diverged = false;
+  x->meta.diverged_lsn = 0;
   x->meta.reason[0] = 0;
   x->meta.seed_source[0] = 0;         /* later automatic reseeds come from the active */
   x->installing = true;

@@ -14,6 +14,10 @@
  *   Seeding                 receiving a seed (seed.c)
  *   SeedingSource           streaming a seed of this copy to another node
  *   Suspended               operator suspended it (comment shown)
+ *   Diverged                its log is not a prefix of the active's (the active refused
+ *                           the pull and named the lsn where the histories split): it
+ *                           is reseeded at once, or (auto_reseed_diverged = no) waits
+ *                           for an operator's reseed
  *   Failed                  a record failed verification, or a seed failed (reason)
  *   FailedAndSuspended      both */
 #include <stdarg.h>
@@ -42,6 +46,7 @@
 #define SINK_RESYNC_RECORDS 1000
 #define SINK_REPLAY_STEP 1000             /* records per mbx_store_replay call */
 #define SINK_REPLAY_JOB_MAX 100000        /* records per replay job (the next tick continues) */
+#define SINK_PROBES_MAX 96                /* the handshake's probes of our log (32 dense, then doubling) */
 
 static const char *sink_me(const struct mbx_repl_sink *k) { return k->node->conf->node_name; }
 
@@ -90,6 +95,8 @@ const char *mbx_repl_sink_status_name(const struct mbx_repl_sink *k)
     return "Seeding";
   if (k->serving)
     return "SeedingSource";
+  if (k->meta.diverged)
+    return "Diverged";               /* never Healthy: its history is not the active's */
   if (k->meta.needs_reseed)
     return "Failed";
   if (!k->stream || !k->got_batch)
@@ -116,7 +123,7 @@ static void sink_pos(const struct mbx_repl_sink *k, struct mbx_store_repl_pos *p
 
 static const char *sink_reason(const struct mbx_repl_sink *k)
 {
-  if (k->meta.failed || k->meta.needs_reseed)
+  if (k->meta.failed || k->meta.needs_reseed || k->meta.diverged)
     return k->meta.reason;
   return k->reason;
 }
@@ -141,6 +148,10 @@ int mbx_repl_sink_status(struct mbx_req *r, struct mbx_db *db, Mbx__CopyStatus *
     st->reason = mbx_arena_strdup(&r->arena, why);
   if (k->meta.comment[0])
     st->comment = mbx_arena_strdup(&r->arena, k->meta.comment);
+  if (k->meta.diverged) {
+    st->has_diverged_lsn = 1;
+    st->diverged_lsn = k->meta.diverged_lsn;
+  }
   struct mbx_store_repl_pos pos;
   sink_pos(k, &pos);
   uint64_t rq_records = 0, rq_bytes = 0;
@@ -597,11 +608,41 @@ static void sink_schedule_retry(struct mbx_repl_sink *k)
   k->backoff_ms = k->backoff_ms * 2 > SINK_BACKOFF_MAX_MS ? SINK_BACKOFF_MAX_MS : k->backoff_ms * 2;
 }
 
+/* The active refused our history (EDIVERGED): Diverged, with the split lsn; reseeded
+ * from the active at once unless auto_reseed_diverged is off (then an operator's
+ * reseed, or a resume that tries again, ends it). */
+static void sink_diverged(struct mbx_repl_sink *k, const Mbx__Error *e)
+{
+  bool auto_reseed = k->node->conf->auto_reseed_diverged;
+  k->meta.diverged = true;
+  k->meta.diverged_lsn = e->has_lsn ? e->lsn : 0;
+  k->was_healthy = false;
+  snprintf(k->meta.reason, sizeof(k->meta.reason),
+           "diverged from %s: the histories split at lsn %llu; %s", k->meta.active_node,
+           (unsigned long long)k->meta.diverged_lsn,
+           auto_reseed ? "reseeding from the active"
+                       : "waiting for an operator's reseed (auto_reseed_diverged = no)");
+  if (auto_reseed) {
+    k->meta.needs_reseed = true;
+    k->meta.seed_source[0] = 0;
+  }
+  mbx_warning("db %s: %s (%s)", k->db->name, k->meta.reason,
+              e->message ? e->message : "no detail");
+  mbx_repl_sink_disconnect(k);
+  mbx_repl_sink_save_meta(k, NULL, NULL);
+  if (auto_reseed)
+    mbx_repl_sink_kick(k);            /* seeds (once the jobs are done) */
+}
+
 static void sink_on_error_resp(struct mbx_repl_sink *k, const Mbx__Error *e)
 {
   int code = mbx_error_from_wire(e->code);
   snprintf(k->reason, sizeof(k->reason), "%s refused the pull: %s", k->meta.active_node,
            e->message ? e->message : mbx_strerror(code));
+  if (code == MBX_EDIVERGED) {
+    sink_diverged(k, e);
+    return;
+  }
   if (code == MBX_ENEEDSEED) {
     k->meta.needs_reseed = true;
     k->meta.seed_source[0] = 0;       /* an automatic reseed comes from the active */
@@ -722,7 +763,7 @@ static void sink_on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len
   if (resp->error) {
     sink_on_error_resp(k, resp->error);
     mbx__response__free_unpacked(resp, NULL);
-    if (!k->meta.needs_reseed)
+    if (!k->meta.needs_reseed && !k->meta.diverged)
       sink_schedule_retry(k);
     return;
   }
@@ -800,6 +841,20 @@ static int sink_connect(struct mbx_repl_sink *k)
   p.from_lsn = pos.received_lsn + 1;
   p.has_last_epoch = 1;
   p.last_epoch = pos.epoch;
+  /* The checked handshake: our last record's CRC and probes further back. */
+  uint64_t probe_lsn[SINK_PROBES_MAX];
+  uint32_t probe_crc[SINK_PROBES_MAX];
+  size_t n_probes = 0;
+  if (pos.received_lsn &&
+      mbx_store_repl_probes(k->db->store, pos.received_lsn, probe_lsn, probe_crc,
+                            SINK_PROBES_MAX, &n_probes) == 0 &&
+      n_probes && probe_lsn[0] == pos.received_lsn) {
+    p.has_last_crc = 1;
+    p.last_crc = probe_crc[0];
+    p.n_probe_lsn = p.n_probe_crc = n_probes;
+    p.probe_lsn = probe_lsn;
+    p.probe_crc = probe_crc;
+  }
   Mbx__Request rq = MBX__REQUEST__INIT;
   rq.id = k->pull_id = k->pull_id + 1;
   rq.body_case = MBX__REQUEST__BODY_REPL_PULL;
@@ -818,7 +873,7 @@ static int sink_connect(struct mbx_repl_sink *k)
 void mbx_repl_sink_kick(struct mbx_repl_sink *k)
 {
   if (k->stopping || k->stream || k->seed || k->meta.suspended || k->meta.failed ||
-      !k->db->store || !k->db->committer)
+      (k->meta.diverged && !k->meta.needs_reseed) || !k->db->store || !k->db->committer)
     return;
   if (k->jobs) {
     k->want_connect = true;           /* positions must settle before asking again */
@@ -1031,7 +1086,8 @@ void mbx_repl_sink_seed_done(struct mbx_repl_sink *k, int status, const char *re
   }
   if (status == 0) {
     k->just_seeded = true;
-    k->meta.needs_reseed = k->meta.failed = false;
+    k->meta.needs_reseed = k->meta.failed = k->meta.diverged = false;
+    k->meta.diverged_lsn = 0;
     k->meta.seed_source[0] = 0;
     k->meta.reason[0] = 0;
     k->reason[0] = 0;
@@ -1096,6 +1152,7 @@ int mbx_repl_sink_resume(struct mbx_db *db, mbx_repl_done_fn done, void *arg)
   /* A Failed copy tries again from its received LSN (nothing bad was kept). */
   k->meta.suspended = false;
   k->meta.failed = false;
+  k->meta.diverged = false;           /* a Diverged copy asks again (and is refused again) */
   k->meta.comment[0] = 0;
   if (!k->meta.needs_reseed)
     k->meta.reason[0] = 0;

@@ -28,6 +28,7 @@ struct src_copy {
   uint64_t received_lsn, replayed_lsn, epoch;
   int64_t received_time_us, replayed_time_us;
   char status[32], reason[256], comment[256];
+  uint64_t diverged_lsn;              /* Diverged: where its history split from ours */
   uint32_t lag_s;
   uint64_t seed_done, seed_total, p50_us, p99_us;
   int64_t contact_us;                 /* realtime of the last pull, ack or batch sent */
@@ -376,6 +377,97 @@ void mbx_repl_source_stop(struct mbx_db *db)
   mbx_info("db %s: replication source stopped", db->name);
 }
 
+/* ---- the checked handshake ----------------------------------------------------------
+ * A copy may follow only if its log is a prefix of ours: its last record (lsn
+ * from_lsn - 1) must be ours too. We compare the record's CRC (which covers its epoch,
+ * lsn and ops) while our log still has it; once truncated, the copy's last epoch must
+ * be the one our epoch history places that lsn in. Otherwise the copy is Diverged, and
+ * its probes (its records' CRCs, densely near its end, then sparser) tell where the
+ * histories split: one past the newest probe that matches ours. */
+
+/* 1: the copy's record at lsn is ours; 0: it is not; < 0: we cannot tell (truncated). */
+static int src_same_record(struct mbx_rtxn *rt, uint64_t last, uint64_t lsn, uint32_t crc,
+                           uint64_t epoch, bool has_crc)
+{
+  if (lsn > last)
+    return 0;
+  uint32_t our_crc;
+  uint64_t our_epoch;
+  if (mbx_store_record_crc(rt, lsn, &our_crc, &our_epoch) == 0) {
+    if (has_crc)
+      return our_crc == crc;
+    return epoch == 0 || our_epoch == epoch;   /* an older copy sends no CRC */
+  }
+  if (epoch == 0)
+    return -1;
+  uint64_t e = 0;
+  if (mbx_store_epoch_of_lsn(rt, lsn, &e, NULL) < 0)
+    return -1;
+  return e == epoch;
+}
+
+/* 0: the copy may follow. MBX_EDIVERGED: *split_r is where the histories split, msg says
+ * why. Other errors: the log could not be read. */
+static int src_check_history(struct mbx_db *db, const Mbx__ReplPullReq *q, uint64_t *split_r,
+                             char *msg, size_t msg_len)
+{
+  uint64_t lsn = q->from_lsn - 1, last = mbx_store_last_lsn(db->store);
+  *split_r = 0;
+  if (lsn == 0)
+    return 0;                         /* an empty copy agrees with everyone */
+  struct mbx_rtxn *rt;
+  int rc = mbx_store_rtxn_begin(db->store, &rt);
+  if (rc < 0)
+    return rc;
+  uint64_t epoch = q->has_last_epoch ? q->last_epoch : 0;
+  int same = src_same_record(rt, last, lsn, q->last_crc, epoch, q->has_last_crc);
+  if (same != 0) {
+    mbx_store_rtxn_end(&rt);
+    return 0;                         /* ours, or truncated and its epoch fits our history */
+  }
+  /* Diverged. The newest probe that matches ours is the last record both agree on. */
+  uint64_t agreed = 0, differs = lsn;
+  bool known = false;
+  size_t n = q->n_probe_lsn < q->n_probe_crc ? q->n_probe_lsn : q->n_probe_crc;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t p = q->probe_lsn[i];
+    if (p >= differs)
+      continue;                       /* probes come newest first */
+    int s = src_same_record(rt, last, p, q->probe_crc[i], 0, true);
+    if (s < 0)
+      break;                          /* truncated here: no further to compare */
+    if (s == 1) {
+      agreed = p;
+      known = true;
+      break;
+    }
+    differs = p;
+  }
+  mbx_store_rtxn_end(&rt);
+  if (!known && differs == 1)
+    known = true;                     /* they differ from the very first record */
+  *split_r = agreed + 1;
+  const char *what = lsn > last ? "has records this copy does not" : "holds other records";
+  if (known && differs == agreed + 1)
+    snprintf(msg, msg_len,
+             "copy on %s diverged from the active: its log %s (its last lsn %llu epoch %llu, "
+             "the active's last lsn %llu); the histories split at lsn %llu",
+             q->node, what, (unsigned long long)lsn, (unsigned long long)epoch,
+             (unsigned long long)last, (unsigned long long)*split_r);
+  else {
+    if (!known)
+      *split_r = differs;             /* the oldest lsn known to differ: an upper bound */
+    snprintf(msg, msg_len,
+             "copy on %s diverged from the active: its log %s (its last lsn %llu epoch %llu, "
+             "the active's last lsn %llu); the histories split at lsn %llu or before "
+             "(after lsn %llu)",
+             q->node, what, (unsigned long long)lsn, (unsigned long long)epoch,
+             (unsigned long long)last, (unsigned long long)*split_r,
+             (unsigned long long)agreed);
+  }
+  return MBX_EDIVERGED;
+}
+
 int mbx_repl_source_pull(struct mbx_req *r)
 {
   struct mbx_node *n = r->conn->node;
@@ -397,6 +489,31 @@ int mbx_repl_source_pull(struct mbx_req *r)
     return r->status;
   }
   uint64_t last = mbx_store_last_lsn(db->store);
+  char why[512] = "";
+  uint64_t split = 0;
+  int hc = q->from_lsn ? src_check_history(db, q, &split, why, sizeof(why)) : 0;
+  if (hc == MBX_EDIVERGED) {
+    struct src_copy *dc = src_copy(s, q->node, true);
+    if (dc) {
+      dc->heard = true;
+      snprintf(dc->status, sizeof(dc->status), "Diverged");
+      snprintf(dc->reason, sizeof(dc->reason), "diverged: the histories split at lsn %llu",
+               (unsigned long long)split);
+      dc->diverged_lsn = split;
+      dc->received_lsn = q->from_lsn - 1;
+      src_touch(dc);
+    }
+    mbx_warning("db %s: pull refused: %s", db->name, why);
+    r->status = MBX_EDIVERGED;
+    r->error_lsn = split;
+    r->errmsg = mbx_arena_strdup(&r->arena, why);
+    return r->status;
+  }
+  if (hc < 0) {
+    r->status = hc;
+    r->errmsg = mbx_arena_printf(&r->arena, "cannot compare the histories: %s", mbx_strerror(hc));
+    return r->status;
+  }
   if (q->from_lsn == 0 || q->from_lsn > last + 1) {
     r->status = MBX_ESTALE;
     r->errmsg = mbx_arena_printf(&r->arena,
@@ -512,8 +629,9 @@ static const char *src_status_word(const struct mbx_repl_source *s, const struct
                                                                : "Initializing";
   const char *st = c->status[0] ? c->status : "Initializing";
   if (silent) {
-    if (strncmp(st, "Failed", 6) == 0 || strcmp(st, "Suspended") == 0)
-      return st;
+    if (strncmp(st, "Failed", 6) == 0 || strcmp(st, "Suspended") == 0 ||
+        strcmp(st, "Diverged") == 0)
+      return st;                      /* it does not pull: silence is expected */
     return "DisconnectedAndHealthy";
   }
   if (strcmp(st, "Healthy") == 0 && last > c->received_lsn + SRC_RESYNC_RECORDS)
@@ -558,6 +676,10 @@ static Mbx__CopyStatus *src_status_passive(struct mbx_req *r, struct mbx_repl_so
     st->reason = "no contact with the active for more than 3 heartbeats";
   if (c->comment[0])
     st->comment = mbx_arena_strdup(&r->arena, c->comment);
+  if (strcmp(st->status, "Diverged") == 0 && c->diverged_lsn) {
+    st->has_diverged_lsn = 1;
+    st->diverged_lsn = c->diverged_lsn;
+  }
   st->has_seed_bytes_done = st->has_seed_bytes_total = c->seed_total != 0;
   st->seed_bytes_done = c->seed_done;
   st->seed_bytes_total = c->seed_total;

@@ -295,3 +295,38 @@ void mbx_committer_stop(struct mbx_committer **cp)
   commit_run_completions(c);
   uv_close((uv_handle_t *)&c->async, commit_on_close);
 }
+
+/* ---- beginning an epoch ------------------------------------------------------- */
+
+struct commit_epoch_job {
+  uint64_t epoch, lsn;
+  mbx_commit_done_fn done;
+  void *arg;
+};
+
+static int commit_epoch_run(struct mbx_store *s, void *arg)
+{
+  struct commit_epoch_job *e = arg;
+  return mbx_store_begin_epoch(s, e->epoch, &e->lsn);
+}
+
+static void commit_epoch_done(int status, uint64_t lsn, void *arg)
+{
+  (void)lsn;                          /* 0 for an exclusive job: ours is in e */
+  struct commit_epoch_job *e = arg;
+  e->done(status, status == 0 ? e->lsn : 0, e->arg);
+  free(e);
+}
+
+int mbx_committer_begin_epoch(struct mbx_committer *c, uint64_t epoch, mbx_commit_done_fn done,
+                              void *arg)
+{
+  struct commit_epoch_job *e = calloc(1, sizeof(*e));
+  if (!e)
+    return MBX_ENOMEM;
+  *e = (struct commit_epoch_job){.epoch = epoch, .done = done, .arg = arg};
+  int rc = mbx_committer_submit_exclusive(c, commit_epoch_run, commit_epoch_done, e);
+  if (rc < 0)
+    free(e);
+  return rc;
+}

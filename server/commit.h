@@ -59,6 +59,15 @@ int mbx_committer_submit(struct mbx_committer *c, mbx_commit_run_fn run, mbx_com
 int mbx_committer_submit_exclusive(struct mbx_committer *c, mbx_commit_exclusive_fn fn,
                                    mbx_commit_done_fn done, void *arg);
 
+/* Begins a new epoch on the committer's store from the loop thread: an exclusive job
+ * running mbx_store_begin_epoch (server/store.h), after every job submitted before
+ * it, so the epoch-start record follows everything already queued. done gets the
+ * status and the epoch's first lsn. The record is not announced through on_commit
+ * (exclusive jobs never are): a replication source ships it with its next pump, at
+ * most a quarter of a heartbeat later. Same returns as submit. */
+int mbx_committer_begin_epoch(struct mbx_committer *c, uint64_t epoch, mbx_commit_done_fn done,
+                              void *arg);
+
 /* Sets the callback told of each new durable log record (the replication source
  * streams it at once). One per committer; NULL to clear. Loop thread. */
 void mbx_committer_set_on_commit(struct mbx_committer *c, mbx_commit_notify_fn fn, void *arg);

@@ -100,6 +100,10 @@ void mbx_req_finish(struct mbx_req *r)
       e.message = (char *)(r->errmsg ? r->errmsg : mbx_strerror(r->status));
       e.redirect = (char *)r->redirect;
       e.active_node = (char *)r->active_node;
+      if (r->error_lsn) {
+        e.has_lsn = 1;
+        e.lsn = r->error_lsn;
+      }
       r->resp.error = &e;
       r->resp.body_case = MBX__RESPONSE__BODY__NOT_SET;
     }

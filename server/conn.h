@@ -43,6 +43,7 @@ struct mbx_req {
   const char *errmsg;                 /* one line for the person (NULL: mbx_strerror) */
   const char *redirect;               /* ENOTACTIVE: "HOST:PORT" of the active copy's node */
   const char *active_node;            /* ENOTACTIVE: its node name (for other nodes' sinks) */
+  uint64_t error_lsn;                 /* EDIVERGED: where the histories split (Error.lsn) */
   struct mbx_rtxn *rtxn;              /* open until the response is packed (borrowed bodies) */
   /* session snapshot taken when the request arrived */
   struct mbx_db *db;

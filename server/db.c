@@ -233,7 +233,16 @@ static int db_retarget_run(struct mbx_store *s, void *arg)
   if (rc < 0)
     return rc;
   snprintf(m.active_node, sizeof(m.active_node), "%s", t->active_node);
-  return mbx_store_set_copy_meta(s, &m);
+  if ((rc = mbx_store_set_copy_meta(s, &m)) < 0)
+    return rc;
+  /* Becoming active in a new epoch: its first record, before the fence opens. A
+   * retry of an activation that got this far finds the epoch begun. */
+  if (t->epoch && !t->active_node[0] && t->epoch > mbx_store_epoch(s)) {
+    uint64_t lsn;
+    if ((rc = mbx_store_begin_epoch(s, t->epoch, &lsn)) < 0)
+      return rc;
+  }
+  return 0;
 }
 
 static void db_retarget_done(int status, uint64_t lsn, void *arg)

@@ -101,9 +101,11 @@ const char *mbx_db_successor(const struct mbx_db *db);
 typedef void (*mbx_db_done_fn)(int status, void *arg);
 /* The role change all switchovers are made of: stops the copy's replication,
  * records active_node ("" = this node) in its own meta (a durable exclusive job on
- * its committer), then takes the role that names: ACTIVE in epoch (0 = the store's
- * epoch; the source starts before the fence opens) or PASSIVE pulling from
- * active_node. done is called on the loop, once, unless this returns an error. */
+ * its committer; becoming active with epoch != 0 also begins that epoch there, its
+ * epoch-start record written before any write of it), then takes the role that
+ * names: ACTIVE in epoch (0 = the store's epoch; the source starts before the fence
+ * opens) or PASSIVE pulling from active_node. done is called on the loop, once,
+ * unless this returns an error. */
 int mbx_db_retarget(struct mbx_node *n, struct mbx_db *db, const char *active_node,
                     uint64_t epoch, mbx_db_done_fn done, void *arg);
 /* Stops replication and serves nothing (reason is logged and kept). Any state with

@@ -22,7 +22,7 @@ static const char *const nodeconf_keys[] = {
   "db_map_size", "log_retain_bytes", "default_quota_warn", "default_quota_prohibit",
   "commit_batch_max", "commit_queue_max", "log_level", "repl_heartbeat_ms",
   "repl_send_queue_max", "idempotency_keep_s", "notify_coalesce_ms",
-  "max_subscriptions_per_conn", "peer.*", NULL,
+  "max_subscriptions_per_conn", "auto_reseed_diverged", "peer.*", NULL,
 };
 
 int mbx_nodeconf_parse_listen(const char *s, char *host_r, size_t host_size, uint16_t *port_r)
@@ -203,7 +203,8 @@ static int nodeconf_peers(struct mbx_config *c, struct mbx_nodeconf *n)
   int rc;
   if ((rc = mbx_config_u64(c, "repl_heartbeat_ms", 0, 100, 10, 10000, &n->repl_heartbeat_ms)) < 0 ||
       (rc = mbx_config_size(c, "repl_send_queue_max", 0, 8 * MiB, 64 * 1024, 1 * GiB,
-                            &n->repl_send_queue_max)) < 0)
+                            &n->repl_send_queue_max)) < 0 ||
+      (rc = mbx_config_bool(c, "auto_reseed_diverged", 0, true, &n->auto_reseed_diverged)) < 0)
     return rc;
   return 0;
 }

@@ -123,16 +123,41 @@ int mbx__put_msg(struct mbx_store *s, MDB_txn *t, enum mbx__db db, const uint8_t
   return 0;
 }
 
+/* Since the last new epoch, every counter reads as at least the epoch's floor, so the
+ * next change number is above anything a lost tail of an older epoch handed out;
+ * every copy reads the same floor (it comes with OpBeginEpoch), so replay agrees. */
+static int store_cn_floor(struct mbx_store *s, MDB_txn *t, uint64_t *floor_r)
+{
+  int err = mbx__get_u64(s, t, MBX__DB_META, "cn_floor", 8, floor_r);
+  if (err == MBX_ENOTFOUND) {
+    *floor_r = 0;
+    err = 0;
+  }
+  return err;
+}
+
 int mbx__get_mailbox(struct mbx_store *s, MDB_txn *t, uint64_t id, struct mbx_arena *a,
                      Mbx__Mailbox **mb_r)
 {
-  return mbx__get_msg(s, t, MBX__DB_MAILBOXES, id, &mbx__mailbox__descriptor, a, (void **)mb_r);
+  int err = mbx__get_msg(s, t, MBX__DB_MAILBOXES, id, &mbx__mailbox__descriptor, a, (void **)mb_r);
+  uint64_t floor = 0;
+  if (!err && (err = store_cn_floor(s, t, &floor)) == 0 && (*mb_r)->last_hcn < floor) {
+    (*mb_r)->last_hcn = floor;
+    (*mb_r)->has_last_hcn = true;
+  }
+  return err;
 }
 
 int mbx__get_folder(struct mbx_store *s, MDB_txn *t, uint64_t id, struct mbx_arena *a,
                     Mbx__Folder **f_r)
 {
-  return mbx__get_msg(s, t, MBX__DB_FOLDERS, id, &mbx__folder__descriptor, a, (void **)f_r);
+  int err = mbx__get_msg(s, t, MBX__DB_FOLDERS, id, &mbx__folder__descriptor, a, (void **)f_r);
+  uint64_t floor = 0;
+  if (!err && (err = store_cn_floor(s, t, &floor)) == 0 && (*f_r)->last_cn < floor) {
+    (*f_r)->last_cn = floor;
+    (*f_r)->has_last_cn = true;
+  }
+  return err;
 }
 
 int mbx__get_item(struct mbx_store *s, MDB_txn *t, uint64_t id, struct mbx_arena *a,
@@ -220,7 +245,7 @@ static bool store_name_ok(const char *name)
 static const char *store_db_names[MBX__DB_COUNT] = {
     "meta",   "mailboxes",    "addresses", "folders",  "folder_names", "items",
     "bodies", "folder_index", "changes",   "hchanges", "log",          "rlog",
-    "idem",   "idem_time"};
+    "idem",   "idem_time", "epochs"};
 
 /* Opens every sub-database and creates the meta record of a new database. */
 static int store_init_dbs(struct mbx_store *s, const char **error_r)
@@ -273,6 +298,21 @@ static int store_init_dbs(struct mbx_store *s, const char **error_r)
     mdb_txn_abort(t);
     *error_r = "meta record incomplete";
     return err == MBX_ENOTFOUND ? MBX_ECORRUPT : err;
+  }
+  /* A new database starts its history at {1 → 1}; a store made before epoch
+   * histories existed has run in one epoch since lsn 1: {epoch → 1}. */
+  MDB_stat est;
+  if ((rc = mdb_stat(t, s->dbi[MBX__DB_EPOCHS], &est)) == 0 && est.ms_entries == 0) {
+    uint8_t ek[8], ev[8];
+    mbx_put_be64(ek, epoch);
+    mbx_put_be64(ev, 1);
+    MDB_val kv = mbx__val(ek, 8), vv = mbx__val(ev, 8);
+    rc = mdb_put(t, s->dbi[MBX__DB_EPOCHS], &kv, &vv, 0);
+  }
+  if (rc) {
+    mdb_txn_abort(t);
+    *error_r = "cannot start the epoch history";
+    return mbx__store_mdb_err(s, rc, "epochs");
   }
   atomic_store(&s->epoch, epoch);
   atomic_store(&s->last_lsn, lsn);
@@ -508,8 +548,8 @@ int mbx_store_wtxn_commit(struct mbx_wtxn **wp, uint64_t *lsn_r)
     now_us = mbx_now_us();
     struct mbx_buf rec;
     mbx_buf_init(&rec, MBX_LOGREC_MAX_BYTES);
-    err = mbx_logrec_encode_packed(atomic_load(&s->epoch), lsn, now_us, w->ops.data, w->ops.len,
-                                   &rec);
+    uint64_t epoch = w->begun_epoch ? w->begun_epoch : atomic_load(&s->epoch);
+    err = mbx_logrec_encode_packed(epoch, lsn, now_us, w->ops.data, w->ops.len, &rec);
     if (!err)
       err = mbx__log_append(w, lsn, rec.data, rec.len);
     mbx_buf_free(&rec);
@@ -531,6 +571,8 @@ int mbx_store_wtxn_commit(struct mbx_wtxn **wp, uint64_t *lsn_r)
   if (lsn) {
     /* Published only once durable. An active's own records count as received and
      * replayed, so its positions are right if it turns passive. */
+    if (w->begun_epoch)
+      atomic_store(&s->epoch, w->begun_epoch);
     atomic_store(&s->replayed_time_us, now_us);
     atomic_store(&s->last_lsn, lsn);
     atomic_store(&s->received_epoch, atomic_load(&s->epoch));
@@ -1426,4 +1468,142 @@ int mbx_store_set_copies(struct mbx_wtxn *w, const Mbx__CopyLayout *layout)
   op.op_case = MBX__OP__OP_SET_COPIES;
   op.set_copies = &sc;
   return store_emit(w, &op);
+}
+
+/* ==== epochs ================================================================ */
+
+int mbx__epoch_history_add(struct mbx_wtxn *w, uint64_t epoch, uint64_t first_lsn)
+{
+  struct mbx_store *s = w->s;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(w->txn, s->dbi[MBX__DB_EPOCHS], &c);
+  if (rc)
+    return mbx__store_mdb_err(s, rc, "cursor");
+  MDB_val k, v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  mdb_cursor_close(c);
+  if (rc == 0 && k.mv_size == 8 && v.mv_size == 8 &&
+      (mbx_get_be64(k.mv_data) >= epoch || mbx_get_be64(v.mv_data) > first_lsn)) {
+    mbx_error("store %s: epoch %llu at lsn %llu does not follow epoch %llu from lsn %llu",
+              s->name, (unsigned long long)epoch, (unsigned long long)first_lsn,
+              (unsigned long long)mbx_get_be64(k.mv_data),
+              (unsigned long long)mbx_get_be64(v.mv_data));
+    return MBX_ECORRUPT;
+  }
+  if (rc && rc != MDB_NOTFOUND)
+    return mbx__store_mdb_err(s, rc, "epochs last");
+  uint8_t kb[8], vb[8];
+  mbx_put_be64(kb, epoch);
+  mbx_put_be64(vb, first_lsn);
+  MDB_val kv = mbx__val(kb, 8), vv = mbx__val(vb, 8);
+  return mbx__store_mdb_err(s, mdb_put(w->txn, s->dbi[MBX__DB_EPOCHS], &kv, &vv, 0), "epochs put");
+}
+
+int mbx_store_begin_epoch(struct mbx_store *s, uint64_t epoch, uint64_t *lsn_r)
+{
+  if (lsn_r)
+    *lsn_r = 0;
+  if (epoch <= mbx_store_epoch(s))
+    return MBX_EINVAL;
+  if (atomic_load(&s->rq_records))
+    return MBX_ENOTACTIVE;            /* a passive with records to replay: not ours to begin */
+  struct mbx_wtxn *w;
+  int err = mbx_store_wtxn_begin(s, &w);
+  if (err)
+    return err;
+  uint64_t next_id = 0;
+  if ((err = mbx_store_unit_begin(w)) == 0 &&
+      (err = mbx__get_u64(s, w->txn, MBX__DB_META, "next_id", 7, &next_id)) == 0) {
+    Mbx__OpBeginEpoch be = MBX__OP_BEGIN_EPOCH__INIT;
+    be.epoch = epoch;
+    be.first_lsn = mbx_store_last_lsn(s) + 1;
+    be.next_id = next_id + MBX_STORE_EPOCH_ID_MARGIN;
+    be.cn_floor = (epoch - 1) << MBX_STORE_EPOCH_CN_SHIFT;
+    Mbx__Op op = MBX__OP__INIT;
+    op.op_case = MBX__OP__OP_BEGIN_EPOCH;
+    op.begin_epoch = &be;
+    err = mbx__store_emit(w, &op);
+  }
+  mbx_store_unit_end(w, err);
+  if (err) {
+    mbx_store_wtxn_abort(&w);
+    return err;
+  }
+  uint64_t lsn = 0;
+  if ((err = mbx_store_wtxn_commit(&w, &lsn)) == 0) {
+    mbx_notice("store %s: epoch %llu begins at lsn %llu", s->name, (unsigned long long)epoch,
+               (unsigned long long)lsn);
+    if (lsn_r)
+      *lsn_r = lsn;
+  }
+  return err;
+}
+
+int mbx_store_epoch_history(struct mbx_rtxn *r, struct mbx_store_epoch *v, size_t cap,
+                            size_t *n_r)
+{
+  struct mbx_store *s = r->s;
+  *n_r = 0;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(r->txn, s->dbi[MBX__DB_EPOCHS], &c);
+  if (rc)
+    return mbx__store_mdb_err(s, rc, "cursor");
+  MDB_val k, d;
+  size_t n = 0;
+  int err = 0;
+  for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+    if (k.mv_size != 8 || d.mv_size != 8) {
+      err = MBX_ECORRUPT;
+      break;
+    }
+    if (n < cap) {
+      v[n].epoch = mbx_get_be64(k.mv_data);
+      v[n].first_lsn = mbx_get_be64(d.mv_data);
+    }
+    n++;
+  }
+  mdb_cursor_close(c);
+  if (!err && rc != MDB_NOTFOUND)
+    err = mbx__store_mdb_err(s, rc, "epochs");
+  if (!err && n > cap)
+    err = MBX_ELIMIT;
+  *n_r = n < cap ? n : cap;
+  return err;
+}
+
+int mbx_store_epoch_of_lsn(struct mbx_rtxn *r, uint64_t lsn, uint64_t *epoch_r,
+                           uint64_t *end_lsn_r)
+{
+  struct mbx_store *s = r->s;
+  *epoch_r = 0;
+  if (end_lsn_r)
+    *end_lsn_r = 0;
+  uint64_t last = mbx_store_last_lsn(s);
+  if (lsn == 0 || lsn > last)
+    return MBX_ENOTFOUND;
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(r->txn, s->dbi[MBX__DB_EPOCHS], &c);
+  if (rc)
+    return mbx__store_mdb_err(s, rc, "cursor");
+  MDB_val k, d;
+  uint64_t found = 0, end = last;
+  for (rc = mdb_cursor_get(c, &k, &d, MDB_LAST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &d, MDB_PREV)) {
+    if (k.mv_size != 8 || d.mv_size != 8)
+      break;
+    uint64_t first = mbx_get_be64(d.mv_data);
+    if (first <= lsn) {
+      found = mbx_get_be64(k.mv_data);
+      break;
+    }
+    end = first - 1;
+  }
+  mdb_cursor_close(c);
+  if (!found)
+    return MBX_ENOTFOUND;
+  *epoch_r = found;
+  if (end_lsn_r)
+    *end_lsn_r = end;
+  return 0;
 }

@@ -200,6 +200,54 @@ int mbx_store_delete_folder(struct mbx_wtxn *w, uint64_t mailbox_id, uint64_t fo
  * becomes the record's. Writer thread only. */
 int mbx_store_apply_record(struct mbx_store *s, const uint8_t *rec, size_t len);
 
+/* ---- epochs ------------------------------------------------------------------
+ * Every log record carries the epoch of the active copy that wrote it. An epoch
+ * begins with a record holding one OpBeginEpoch {epoch, first lsn}: every copy that
+ * applies it (the active writing it, a passive replaying it) adds {epoch → first lsn}
+ * to its *epoch history*, kept durably in the store (sub-database `epochs`), so the
+ * history replicates with the log and travels with a seed. A new database starts
+ * with {1 → 1}; a store made before histories existed reads as {its epoch → 1}. A
+ * replayed record of a newer epoch that does not begin it (an older writer) adds
+ * {its epoch → its lsn}, so the history always describes the log.
+ *
+ * A new epoch also moves the counters past anything a lost tail of the previous
+ * epoch (records its old active wrote that no surviving copy received) could have
+ * handed out, so an id or change number is never reused for something else:
+ *  - ids: next_id + MBX_STORE_EPOCH_ID_MARGIN (2^32). A lost tail is at most the
+ *    records the old active could write before anyone noticed — bounded by the copy
+ *    queue and the retained log (log_retain_bytes; every id costs an op of tens of
+ *    bytes), far below 2^32; 2^32 per epoch still leaves 2^31 epochs.
+ *  - change numbers are per folder and per mailbox hierarchy, too many counters to
+ *    move one by one: instead epoch e has a floor (e − 1) << MBX_STORE_EPOCH_CN_SHIFT
+ *    (meta "cn_floor") and every folder's last_cn and mailbox's last_hcn reads as at
+ *    least the floor, so the next change is above it. Safe while no single folder
+ *    takes 2^40 changes in one epoch (years at the store's full write rate); the
+ *    floor leaves room for 2^24 epochs. Epochs that are skipped only raise it more. */
+#define MBX_STORE_EPOCH_ID_MARGIN (1ull << 32)
+#define MBX_STORE_EPOCH_CN_SHIFT 40
+
+/* Begins epoch `epoch` (> the store's) in its own durable write transaction: one log
+ * record of that epoch holding the OpBeginEpoch, at last_lsn + 1. lsn_r: that lsn.
+ * MBX_EINVAL (epoch not newer), MBX_ENOTACTIVE (received records pending replay: a
+ * passive), store errors. Writer thread only: from the loop use
+ * mbx_committer_begin_epoch (server/commit.h). The write fence (server/db.h) is the
+ * caller's: begin the epoch before acknowledging writes in it. */
+int mbx_store_begin_epoch(struct mbx_store *s, uint64_t epoch, uint64_t *lsn_r);
+
+struct mbx_store_epoch {
+  uint64_t epoch;
+  uint64_t first_lsn;                 /* the epoch's first record */
+};
+/* The epoch history, oldest first: up to cap entries into v, *n_r of them. An epoch
+ * runs from its first_lsn to the next entry's first_lsn − 1 (the last: to last_lsn).
+ * MBX_ELIMIT if there are more than cap (v holds the oldest cap). Any thread. */
+int mbx_store_epoch_history(struct mbx_rtxn *r, struct mbx_store_epoch *v, size_t cap,
+                            size_t *n_r);
+/* The epoch the history places lsn in, and that epoch's last lsn on this copy.
+ * MBX_ENOTFOUND if lsn is 0, beyond last_lsn, or before the history's first entry. */
+int mbx_store_epoch_of_lsn(struct mbx_rtxn *r, uint64_t lsn, uint64_t *epoch_r,
+                           uint64_t *end_lsn_r);
+
 /* ---- read side: any thread ------------------------------------------------- */
 
 int mbx_store_rtxn_begin(struct mbx_store *s, struct mbx_rtxn **r_r);
@@ -292,6 +340,8 @@ struct mbx_store_copy_meta {
   bool suspended;
   bool needs_reseed;                  /* fell beyond the active's log, or a seed failed */
   bool failed;                        /* a received record failed its checks */
+  bool diverged;                      /* the active refused the pull: its history differs */
+  uint64_t diverged_lsn;              /* where the histories split (the active said) */
   char comment[256];                  /* the operator's suspend comment */
   char reason[256];                   /* why failed / needs_reseed */
 };
@@ -332,6 +382,16 @@ int mbx_store_replay_queue(struct mbx_store *s, uint64_t *records_r, uint64_t *b
  * UINT64_MAX (the default, no copies) keeps only what log_retain_bytes allows.
  * Any thread. */
 void mbx_store_set_log_floor(struct mbx_store *s, uint64_t floor_lsn);
+/* The CRC (logrec header field) and epoch of this copy's record at lsn, from the log
+ * or, on a passive, the received log. MBX_ENOTFOUND if it has no such record (never
+ * written, or truncated). Any thread (inside the caller's read transaction). */
+int mbx_store_record_crc(struct mbx_rtxn *r, uint64_t lsn, uint32_t *crc_r, uint64_t *epoch_r);
+/* The handshake's probes of this copy's log below and at last_lsn: the newest 32
+ * records one by one, then ever further back (doubling steps) down to the oldest the
+ * log still has, at most cap. *n_r of them, newest first. Any thread. */
+int mbx_store_repl_probes(struct mbx_store *s, uint64_t last_lsn, uint64_t *lsn_v,
+                          uint32_t *crc_v, size_t cap, size_t *n_r);
+
 /* Bytes of the log records with lsn in (after_lsn, last]: the copy queue in bytes.
  * Walks at most max_records records (then *bytes_r is a lower bound). */
 int mbx_store_log_bytes_after(struct mbx_rtxn *r, uint64_t after_lsn, uint64_t max_records,

@@ -516,6 +516,30 @@ static int apply_idem_key(struct mbx_wtxn *w, const Mbx__OpIdemKey *op)
   return op->has_prune_before_us ? apply_idem_prune(w, op->prune_before_us) : 0;
 }
 
+/* A new epoch: the history gains it, the store's epoch becomes it and the counters
+ * move past the margin (store.h, "epochs"). The op must be the first of the epoch's
+ * first record: at last_lsn + 1 (meta, not yet moved by this record's append). */
+static int apply_begin_epoch(struct mbx_wtxn *w, const Mbx__OpBeginEpoch *op)
+{
+  struct mbx_store *s = w->s;
+  uint64_t cur = 0, last = 0, next_id = 0;
+  int err;
+  if ((err = mbx__get_u64(s, w->txn, MBX__DB_META, "epoch", 5, &cur)) ||
+      (err = mbx__get_u64(s, w->txn, MBX__DB_META, "last_lsn", 8, &last)) ||
+      (err = mbx__get_u64(s, w->txn, MBX__DB_META, "next_id", 7, &next_id)))
+    return err == MBX_ENOTFOUND ? MBX_ECORRUPT : err;
+  if (op->epoch <= cur || op->first_lsn != last + 1 || (w->rec_epoch && w->rec_epoch != op->epoch))
+    return apply_corrupt(w, "epoch begun out of order", op->epoch);
+  if ((err = mbx__epoch_history_add(w, op->epoch, op->first_lsn)) ||
+      (err = mbx__put_u64(s, w->txn, MBX__DB_META, "epoch", 5, op->epoch)) ||
+      (err = mbx__put_u64(s, w->txn, MBX__DB_META, "next_id", 7, apply_max(next_id, op->next_id))) ||
+      (err = mbx__put_u64(s, w->txn, MBX__DB_META, "cn_floor", 8, op->cn_floor)))
+    return err;
+  if (!w->rec_epoch)
+    w->begun_epoch = op->epoch;       /* the active's record is written in the new epoch */
+  return 0;
+}
+
 int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op)
 {
   switch (op->op_case) {
@@ -535,6 +559,8 @@ int mbx__apply_op(struct mbx_wtxn *w, const Mbx__Op *op)
     return apply_set_copies(w, op->set_copies);
   case MBX__OP__OP_IDEM_KEY:
     return apply_idem_key(w, op->idem_key);
+  case MBX__OP__OP_BEGIN_EPOCH:
+    return apply_begin_epoch(w, op->begin_epoch);
   default:
     return apply_corrupt(w, "unknown op", (uint64_t)op->op_case);
   }
@@ -549,10 +575,18 @@ int mbx__apply_record_txn(struct mbx_wtxn *w, const struct mbx_logrec *rec, cons
   mbx_arena_init(&a, 0);
   Mbx__LogOps *ops = mbx_logrec_unpack_ops(rec, &a.pb);
   int err = ops ? 0 : MBX_ECORRUPT;
+  w->rec_epoch = rec->epoch;
   for (size_t i = 0; !err && i < ops->n_ops; i++) {
     err = mbx__apply_op(w, ops->ops[i]);
     mbx_arena_reset(&w->scratch);
   }
+  w->rec_epoch = 0;
+  /* A newer epoch that its record did not begin (written before epochs began with a
+   * record of their own) still enters the history, so the history describes the log. */
+  uint64_t cur = 0;
+  if (!err && (err = mbx__get_u64(w->s, w->txn, MBX__DB_META, "epoch", 5, &cur)) == 0 &&
+      rec->epoch > cur)
+    err = mbx__epoch_history_add(w, rec->epoch, rec->lsn);
   if (!err && (err = mbx__log_append(w, rec->lsn, data, len)) == 0)
     err = mbx__put_u64(w->s, w->txn, MBX__DB_META, "epoch", 5, rec->epoch);
   mbx_arena_reset(&a);

@@ -30,6 +30,11 @@
  *                                                   replayed (passive, lagged copy)
  *   idem          scope id, scope kind (1 byte), key → IdemRecord (idempotency keys)
  *   idem_time     time_us', scope id, kind, key   → empty (oldest first, for pruning)
+ *   epochs        epoch                           → BE64 first lsn of that epoch (the
+ *                                                   epoch history; replicated through
+ *                                                   OpBeginEpoch, not in the digest)
+ * meta "cn_floor" (BE64, absent = 0): every folder's last_cn and mailbox's last_hcn
+ * reads as at least this (set by OpBeginEpoch; see mbx_store_begin_epoch).
  * Replication keys in meta (never part of the digest): "copies" → packed CopyLayout
  * (written by apply of OpSetCopies, so it replicates); "copy_meta" → this copy's own
  * mbx_store_copy_meta (local only: written outside the log, reset after a seed). */
@@ -48,6 +53,7 @@ enum mbx__db {
   MBX__DB_RLOG,
   MBX__DB_IDEM,
   MBX__DB_IDEM_TIME,
+  MBX__DB_EPOCHS,
   MBX__DB_COUNT
 };
 
@@ -85,6 +91,8 @@ struct mbx_wtxn {
   /* What the open unit changed (mbx_store_unit_changes), filled by apply. */
   struct mbx_store_change *chg;
   size_t n_chg, cap_chg;
+  uint64_t begun_epoch;  /* an OpBeginEpoch applied: the record is of this epoch */
+  uint64_t rec_epoch;    /* replay: the epoch of the record being applied (0: writing) */
 };
 
 struct mbx_rtxn {
@@ -158,6 +166,11 @@ size_t mbx__idem_key(uint8_t *k, uint64_t scope_id, uint32_t scope_kind, const u
  * replay (store_repl.c). Does not publish anything. */
 int mbx__apply_record_txn(struct mbx_wtxn *w, const struct mbx_logrec *rec, const uint8_t *data,
                           size_t len);
+
+/* Adds {epoch → first_lsn} to the epoch history (apply of OpBeginEpoch, and replay of
+ * a record whose epoch is newer than the store's). MBX_ECORRUPT if epoch is not newer
+ * than the history's last. */
+int mbx__epoch_history_add(struct mbx_wtxn *w, uint64_t epoch, uint64_t first_lsn);
 
 /* Replication state at open (store_repl.c): positions from the log and the received
  * log, no floor. */

@@ -11,7 +11,7 @@
 #include "store_internal.h"
 
 #define REPL_COPY_META_VERSION 1
-#define REPL_COPY_META_MAX     (1 + 4 + 1 + 4 * (2 + 256))
+#define REPL_COPY_META_MAX     (1 + 4 + 1 + 4 * (2 + 256) + 8)
 
 /* Positions of one write transaction in progress: published only after its durable
  * commit, so other threads never see a position that a crash could take back. */
@@ -184,11 +184,14 @@ static size_t repl_meta_encode(const struct mbx_store_copy_meta *m, uint8_t *b)
   b[n++] = REPL_COPY_META_VERSION;
   mbx_put_be32(b + n, m->lag_s);
   n += 4;
-  b[n++] = (uint8_t)((m->suspended ? 1 : 0) | (m->needs_reseed ? 2 : 0) | (m->failed ? 4 : 0));
+  b[n++] = (uint8_t)((m->suspended ? 1 : 0) | (m->needs_reseed ? 2 : 0) | (m->failed ? 4 : 0) |
+                     (m->diverged ? 8 : 0));
   n += repl_put_str(b + n, m->active_node, sizeof(m->active_node));
   n += repl_put_str(b + n, m->seed_source, sizeof(m->seed_source));
   n += repl_put_str(b + n, m->comment, sizeof(m->comment));
   n += repl_put_str(b + n, m->reason, sizeof(m->reason));
+  mbx_put_be64(b + n, m->diverged_lsn); /* added later: a meta without it reads as 0 */
+  n += 8;
   return n;
 }
 
@@ -201,6 +204,7 @@ static int repl_meta_decode(const uint8_t *b, size_t len, struct mbx_store_copy_
   m->suspended = b[5] & 1;
   m->needs_reseed = (b[5] & 2) != 0;
   m->failed = (b[5] & 4) != 0;
+  m->diverged = (b[5] & 8) != 0;
   size_t off = 6;
   int err;
   if ((err = repl_get_str(b, len, &off, m->active_node, sizeof(m->active_node))) ||
@@ -208,6 +212,8 @@ static int repl_meta_decode(const uint8_t *b, size_t len, struct mbx_store_copy_
       (err = repl_get_str(b, len, &off, m->comment, sizeof(m->comment))) ||
       (err = repl_get_str(b, len, &off, m->reason, sizeof(m->reason))))
     memset(m, 0, sizeof(*m));
+  else if (off + 8 <= len)
+    m->diverged_lsn = mbx_get_be64(b + off);
   return err;
 }
 
@@ -509,4 +515,68 @@ int mbx_store_reset_after_seed(struct mbx_store *s)
   mbx_notice("store %s: seed installed at lsn %llu, epoch %llu", s->name,
              (unsigned long long)mbx_store_last_lsn(s), (unsigned long long)mbx_store_epoch(s));
   return 0;
+}
+
+/* ==== the handshake's view of this copy's log ================================ */
+
+int mbx_store_record_crc(struct mbx_rtxn *r, uint64_t lsn, uint32_t *crc_r, uint64_t *epoch_r)
+{
+  struct mbx_store *s = r->s;
+  uint8_t k[8];
+  mbx_put_be64(k, lsn);
+  MDB_val kv = mbx__val(k, 8), v;
+  int rc = mdb_get(r->txn, s->dbi[MBX__DB_LOG], &kv, &v);
+  if (rc == MDB_NOTFOUND)
+    rc = mdb_get(r->txn, s->dbi[MBX__DB_RLOG], &kv, &v);
+  if (rc == MDB_NOTFOUND)
+    return MBX_ENOTFOUND;
+  if (rc)
+    return mbx__store_mdb_err(s, rc, "get record");
+  if (v.mv_size < MBX_LOGREC_HEADER_BYTES)
+    return MBX_ECORRUPT;
+  const uint8_t *p = v.mv_data;
+  *crc_r = mbx_get_be32(p + 36);
+  if (epoch_r)
+    *epoch_r = mbx_get_be64(p + 8);
+  return 0;
+}
+
+#define REPL_PROBES_DENSE 32
+
+int mbx_store_repl_probes(struct mbx_store *s, uint64_t last_lsn, uint64_t *lsn_v,
+                          uint32_t *crc_v, size_t cap, size_t *n_r)
+{
+  *n_r = 0;
+  struct mbx_rtxn *r;
+  int err = mbx_store_rtxn_begin(s, &r);
+  if (err)
+    return err;
+  uint64_t lsn = last_lsn, step = 1;
+  size_t n = 0;
+  while (lsn >= 1 && n < cap) {
+    uint32_t crc;
+    if ((err = mbx_store_record_crc(r, lsn, &crc, NULL)) == MBX_ENOTFOUND) {
+      err = 0;
+      break;                          /* older records are truncated too */
+    }
+    if (err)
+      break;
+    lsn_v[n] = lsn;
+    crc_v[n++] = crc;
+    if (n >= REPL_PROBES_DENSE)
+      step *= 2;
+    if (lsn <= step) {
+      uint64_t first = mbx_store_first_lsn(r);
+      if (lsn > 1 && first && first < lsn && n < cap &&
+          mbx_store_record_crc(r, first, &crc, NULL) == 0) {
+        lsn_v[n] = first;             /* the oldest one this copy still has */
+        crc_v[n++] = crc;
+      }
+      break;
+    }
+    lsn -= step;
+  }
+  mbx_store_rtxn_end(&r);
+  *n_r = n;
+  return err;
 }

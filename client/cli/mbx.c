@@ -1009,7 +1009,7 @@ static int cmd_db_move_active(struct ctx *x)
     timeout_ms = (uint32_t)v * 1000;
   }
   Mbx__DbMoveActiveResp *m;
-  int rc = mbxc_db_move_active(x->conn, x->pos[0], opt(x, "to"), timeout_ms, &m);
+  int rc = mbxc_db_move_active(x->conn, x->args.pos[0], opt(x, "to"), timeout_ms, &m);
   if (rc < 0)
     return call_error(x, "admin db move-active", rc);
   int ex = 0;
