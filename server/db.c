@@ -148,6 +148,7 @@ static int db_take_role_epoch(struct mbx_node *n, struct mbx_db *db, uint64_t ep
   }
   if ((rc = db_go(db, MBX_DB_PASSIVE)) < 0)
     return rc;
+  db->successor[0] = 0;               /* the meta names the active from here on */
   mbx_notify_db_inactive(n, db);      /* its subscribers go to the active */
   mbx_info("db %s: passive copy, active on %s", db->name, m.active_node);
   return mbx_repl_sink_start(n, db);
@@ -209,7 +210,7 @@ int mbx_db_reactivate(struct mbx_db *db)
 
 const char *mbx_db_successor(const struct mbx_db *db)
 {
-  return mbx_db_state(db) == MBX_DB_DRAINING ? db->successor : "";
+  return db->successor;
 }
 
 /* ---- retarget: a copy's own record of where the active is ------------------------- */
@@ -280,6 +281,10 @@ int mbx_db_retarget(struct mbx_node *n, struct mbx_db *db, const char *active_no
     return MBX_ENOMEM;
   *t = (struct db_retarget){ .n = n, .db = db, .epoch = epoch, .done = done, .arg = arg };
   snprintf(t->active_node, sizeof(t->active_node), "%s", active_node ? active_node : "");
+  /* Until the role is taken, requests are redirected to the active-to-be: the meta
+   * is being rewritten underneath. */
+  snprintf(db->successor, sizeof(db->successor), "%s",
+           t->active_node[0] ? t->active_node : n->conf->node_name);
   mbx_db_stop_repl(db);               /* the sink must not rewrite the meta meanwhile */
   int rc = mbx_committer_submit_exclusive(db->committer, db_retarget_run, db_retarget_done, t);
   if (rc < 0)

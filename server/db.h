@@ -51,7 +51,7 @@ struct mbx_db {
   _Atomic int state;                  /* enum mbx_db_state */
   _Atomic uint64_t write_epoch;       /* the epoch ACTIVE acknowledges writes in */
   char reason[MBX_DB_REASON_MAX];     /* why DISMOUNTED or FAILED */
-  char successor[64];                 /* DRAINING: the node writes are redirected to */
+  char successor[64];                 /* DRAINING or retargeting: where writes are redirected */
 };
 
 /* "creating", "active", … (never NULL). */
@@ -95,7 +95,8 @@ int mbx_db_remount(struct mbx_node *n, struct mbx_db *db);
 int mbx_db_deactivate(struct mbx_db *db, const char *successor);
 /* DRAINING → ACTIVE: a switchover that did not happen; writes are admitted again. */
 int mbx_db_reactivate(struct mbx_db *db);
-/* While DRAINING: where new writes should go ("" if nowhere yet). */
+/* While DRAINING, or while a role change is under way: where new writes should go
+ * ("" when the copy's meta says it). */
 const char *mbx_db_successor(const struct mbx_db *db);
 
 typedef void (*mbx_db_done_fn)(int status, void *arg);

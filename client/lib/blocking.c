@@ -188,10 +188,12 @@ static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
   uint64_t deadline = mbx_mono_us() + (uint64_t)CALL_HOLD_MS * 1000;
   uint32_t pause_ms = 0;
   for (;;) {
-    rc = follow_redirect(c, req);
+    /* a node in the middle of a role change may answer without a redirect: ask the
+     * same node again after the pause */
+    rc = *mbxc_last_redirect(c) ? follow_redirect(c, req) : 0;
     if (rc == 0)
       rc = call_once(c, req, resp_r);
-    if (rc != MBX_ENOTACTIVE || !*mbxc_last_redirect(c) || mbx_mono_us() >= deadline)
+    if (rc != MBX_ENOTACTIVE || mbx_mono_us() >= deadline)
       break;
     snprintf(why, sizeof(why), "%s", mbxc_last_error(c));
     pause_ms = pause_ms ? (pause_ms * 2 > CALL_HOLD_PAUSE_MAX_MS ? CALL_HOLD_PAUSE_MAX_MS
