@@ -137,6 +137,8 @@ int mbx_repl_sink_status(struct mbx_req *r, struct mbx_db *db, Mbx__CopyStatus *
   st->db = db->name;
   st->node = (char *)r->conn->node->conf->node_name;
   st->role = "passive";
+  if (k && k->meta.active_node[0])
+    st->active_node = mbx_arena_strdup(&r->arena, k->meta.active_node);
   if (!k || !db->store) {
     st->status = db->store ? "Initializing" : "Seeding";
     *st_r = st;

@@ -611,6 +611,7 @@ static Mbx__CopyStatus *src_status_active(struct mbx_req *r, struct mbx_db *db, 
   st->node = (char *)r->conn->node->conf->node_name;
   st->role = "active";
   st->status = "Mounted";
+  st->active_node = st->node;
   st->has_preference = pref != 0;
   st->preference = pref;
   st->has_received_lsn = st->has_replayed_lsn = st->has_epoch = 1;

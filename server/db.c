@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include "db.h"
+#include "db_probe.h"
 #include "log.h"
 #include "mbx_error.h"
 #include "node.h"
 #include "notify.h"
+#include "peer.h"
 #include "repl.h"
 
 static const char *const state_names[MBX_DB_STATES] = {
@@ -29,7 +31,7 @@ const char *mbx_db_state_name(enum mbx_db_state s)
 /* allowed[from] = the states it may go to. FAILED is reachable from everywhere. */
 static const unsigned allowed[MBX_DB_STATES] = {
   [MBX_DB_CREATING] = T(MBX_DB_MOUNTING),
-  [MBX_DB_MOUNTING] = T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE),
+  [MBX_DB_MOUNTING] = T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE) | T(MBX_DB_DISMOUNTED),
   [MBX_DB_ACTIVE] = T(MBX_DB_DRAINING) | T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE) |
                     T(MBX_DB_DISMOUNTED),
   [MBX_DB_DRAINING] = T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE) | T(MBX_DB_DISMOUNTED),
@@ -37,7 +39,8 @@ static const unsigned allowed[MBX_DB_STATES] = {
                      T(MBX_DB_REMOVING) | T(MBX_DB_DISMOUNTED),
   [MBX_DB_SWAPPING] = T(MBX_DB_PASSIVE),
   [MBX_DB_REMOVING] = T(MBX_DB_PASSIVE),
-  [MBX_DB_DISMOUNTED] = T(MBX_DB_MOUNTING) | T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE),
+  [MBX_DB_DISMOUNTED] = T(MBX_DB_MOUNTING) | T(MBX_DB_ACTIVE) | T(MBX_DB_PASSIVE) |
+                        T(MBX_DB_DISMOUNTED),
   [MBX_DB_FAILED] = T(MBX_DB_MOUNTING),
 };
 
@@ -135,6 +138,14 @@ static int db_take_role_epoch(struct mbx_node *n, struct mbx_db *db, uint64_t ep
     return rc;
   bool active = !m.active_node[0] || strcmp(m.active_node, n->conf->node_name) == 0;
   mbx_db_stop_repl(db);
+  if (active && epoch == 0 && mbx_db_has_peers(db)) {
+    /* A (re)start: the fence stays closed until the other copies have said where
+     * they are (db_probe.c); the outcome comes back through mbx_db_probed. */
+    enum mbx_db_state s = mbx_db_state(db);
+    if (s != MBX_DB_MOUNTING && s != MBX_DB_DISMOUNTED && (rc = db_go(db, MBX_DB_MOUNTING)) < 0)
+      return rc;
+    return mbx_db_probe(n, db);
+  }
   if (active) {
     if ((rc = db_go(db, MBX_DB_ACTIVE)) < 0)
       return rc;
@@ -274,7 +285,7 @@ int mbx_db_retarget(struct mbx_node *n, struct mbx_db *db, const char *active_no
     return MBX_EINVAL;
   enum mbx_db_state s = mbx_db_state(db);
   if (s != MBX_DB_ACTIVE && s != MBX_DB_DRAINING && s != MBX_DB_PASSIVE &&
-      s != MBX_DB_DISMOUNTED)
+      s != MBX_DB_DISMOUNTED && s != MBX_DB_MOUNTING)
     return MBX_EINVAL;
   struct db_retarget *t = calloc(1, sizeof(*t));
   if (!t)
@@ -336,4 +347,90 @@ int mbx_db_attach_store(struct mbx_node *n, struct mbx_db *db, struct mbx_store 
     return rc;
   }
   return 0;
+}
+
+/* ---- the start-up check's outcome ---------------------------------------------------- */
+
+struct db_hand_over {
+  struct mbx_node *n;
+  struct mbx_db *db;
+  char to[64];
+};
+
+static void db_handed_over(int status, const Mbx__Response *resp, void *arg)
+{
+  struct db_hand_over *h = arg;
+  struct mbx_db *db = h->db;
+  if (status < 0) {
+    char why[MBX_DB_REASON_MAX];
+    snprintf(why, sizeof(why), "behind its copy on %s, which could not take over: %s", h->to,
+             resp && resp->error && resp->error->message ? resp->error->message
+                                                         : mbx_strerror(status));
+    if (mbx_db_state(db) == MBX_DB_MOUNTING || mbx_db_state(db) == MBX_DB_DISMOUNTED) {
+      db_go(db, MBX_DB_DISMOUNTED);
+      snprintf(db->reason, sizeof(db->reason), "%s", why);
+      mbx_warning("db %s: dismounted: %s", db->name, why);
+    }
+  } else if (!h->n->stopping) {
+    int rc = mbx_db_retarget(h->n, db, h->to, 0, NULL, NULL);
+    if (rc < 0)
+      mbx_error("db %s: cannot follow %s: %s", db->name, h->to, mbx_strerror(rc));
+  }
+  free(h);
+}
+
+void mbx_db_probed(struct mbx_node *n, struct mbx_db *db, enum mbx_db_probe_outcome o,
+                   const char *node_or_why, uint64_t epoch, uint64_t lsn)
+{
+  enum mbx_db_state s = mbx_db_state(db);
+  if (n->stopping || !db->store || (s != MBX_DB_MOUNTING && s != MBX_DB_DISMOUNTED))
+    return;                           /* something else changed the copy meanwhile */
+  int rc = 0;
+  switch (o) {
+  case MBX_DB_PROBE_ACTIVE:
+    if ((rc = db_go(db, MBX_DB_ACTIVE)) == 0 && (rc = mbx_repl_source_start(n, db)) == 0) {
+      db->successor[0] = db->reason[0] = 0;
+      atomic_store(&db->write_epoch, mbx_store_epoch(db->store));
+      mbx_info("db %s: active in epoch %llu at lsn %llu: the other copies agree", db->name,
+               (unsigned long long)mbx_store_epoch(db->store),
+               (unsigned long long)mbx_store_last_lsn(db->store));
+    }
+    break;
+  case MBX_DB_PROBE_WAIT:
+    if (s != MBX_DB_DISMOUNTED || strcmp(db->reason, node_or_why) != 0)
+      mbx_warning("db %s: takes no writes yet: %s", db->name, node_or_why);
+    db_go(db, MBX_DB_DISMOUNTED);
+    snprintf(db->reason, sizeof(db->reason), "%s", node_or_why);
+    break;
+  case MBX_DB_PROBE_FOLLOW:
+    rc = mbx_db_retarget(n, db, node_or_why, 0, NULL, NULL);
+    break;
+  case MBX_DB_PROBE_HAND_OVER: {
+    struct db_hand_over *h = calloc(1, sizeof(*h));
+    if (!h) {
+      rc = MBX_ENOMEM;
+      break;
+    }
+    h->n = n;
+    h->db = db;
+    snprintf(h->to, sizeof(h->to), "%s", node_or_why);
+    snprintf(db->successor, sizeof(db->successor), "%s", h->to);
+    Mbx__DbActivateReq q = MBX__DB_ACTIVATE_REQ__INIT;
+    q.db = db->name;
+    q.epoch = epoch;
+    q.at_lsn = lsn;
+    q.from_node = (char *)n->conf->node_name;
+    Mbx__Request req = MBX__REQUEST__INIT;
+    req.body_case = MBX__REQUEST__BODY_DB_ACTIVATE;
+    req.db_activate = &q;
+    if ((rc = mbx_peer_call(n, h->to, &req, 15000, db_handed_over, h)) < 0)
+      free(h);
+    break;
+  }
+  }
+  if (rc < 0) {
+    char why[MBX_DB_REASON_MAX];
+    snprintf(why, sizeof(why), "start-up check of the other copies: %s", mbx_strerror(rc));
+    mbx_db_fail(db, why);
+  }
 }

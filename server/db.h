@@ -18,9 +18,10 @@
 #include "store.h"
 
 #define MBX_DB_NAME_MAX 63
-#define MBX_DB_REASON_MAX 200
+#define MBX_DB_REASON_MAX 400
 
 struct mbx_node;
+struct db_probe;
 struct mbx_repl_source;
 struct mbx_repl_sink;
 
@@ -52,6 +53,7 @@ struct mbx_db {
   _Atomic uint64_t write_epoch;       /* the epoch ACTIVE acknowledges writes in */
   char reason[MBX_DB_REASON_MAX];     /* why DISMOUNTED or FAILED */
   char successor[64];                 /* DRAINING or retargeting: where writes are redirected */
+  struct db_probe *probe;             /* the start-up check of the other copies (db_probe.c) */
 };
 
 /* "creating", "active", … (never NULL). */
@@ -76,6 +78,17 @@ bool mbx_db_may_write(const struct mbx_db *db, uint64_t epoch);
 /* The epoch writes are acknowledged in now; 0 unless ACTIVE. */
 uint64_t mbx_db_write_epoch(const struct mbx_db *db);
 const char *mbx_db_reason(const struct mbx_db *db);
+
+/* What the start-up check found (db_probe.c → mbx_db_probed). */
+enum mbx_db_probe_outcome {
+  MBX_DB_PROBE_ACTIVE,                /* nobody holds a newer history: take writes */
+  MBX_DB_PROBE_WAIT,                  /* too few copies answered: DISMOUNTED, asks again */
+  MBX_DB_PROBE_FOLLOW,                /* node is the active of a newer epoch: follow it */
+  MBX_DB_PROBE_HAND_OVER,             /* node, our passive, holds more (we were restored):
+                                       * it activates in epoch at lsn; we follow it */
+};
+void mbx_db_probed(struct mbx_node *n, struct mbx_db *db, enum mbx_db_probe_outcome o,
+                   const char *node_or_why, uint64_t epoch, uint64_t lsn);
 
 /* ---- transitions (loop thread). Each returns 0, or MBX_EINVAL for a transition the
  * table refuses (the state is then unchanged and the refusal is logged). */
