@@ -1322,6 +1322,10 @@ static int handler_run(struct mbx_req *r)
       return req_fail(r, MBX_EPERM, "operator credentials required");
     return mbx_handler_move(r);
   case MBX__REQUEST__BODY_DB_ACTIVATE:
+    if (!conn_is(c, MBX__ROLE__ROLE_OPERATOR) && !conn_is(c, MBX__ROLE__ROLE_NODE))
+      return req_fail(r, MBX_EPERM, "operator credentials required");
+    return mbx_handler_move(r);
+  case MBX__REQUEST__BODY_DB_FOLLOW:
     if (!conn_is(c, MBX__ROLE__ROLE_NODE))
       return req_fail(r, MBX_EPERM, "only another node (certificate with OU=node) may send this");
     return mbx_handler_move(r);

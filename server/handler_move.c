@@ -387,6 +387,8 @@ struct activate {
   struct mbx_node *n;
   struct mbx_db *db;
   uint64_t epoch, at_lsn, deadline_mono_us;
+  bool forced;                        /* an operator's: tell the layout and the others */
+  Mbx__CopyLayout *layout;            /* forced: the layout naming this node, in r's arena */
   uv_timer_t timer;
 };
 
@@ -401,15 +403,71 @@ static void activate_end(struct activate *a)
   uv_close((uv_handle_t *)&a->timer, activate_timer_closed);
 }
 
+static void follow_told(int status, const Mbx__Response *resp, void *arg)
+{
+  char *node = arg;
+  if (status < 0)
+    mbx_warning("could not tell %s about the new active: %s (it learns when it asks)", node,
+                resp && resp->error && resp->error->message ? resp->error->message
+                                                            : mbx_strerror(status));
+  free(node);
+}
+
+/* A forced activation: every other copy in the layout is told to follow. */
+static void activate_tell_others(struct activate *a)
+{
+  Mbx__DbFollowReq f = MBX__DB_FOLLOW_REQ__INIT;
+  f.db = a->db->name;
+  f.active_node = (char *)mme(a->r);
+  f.epoch = a->epoch;
+  Mbx__Request req = MBX__REQUEST__INIT;
+  req.body_case = MBX__REQUEST__BODY_DB_FOLLOW;
+  req.db_follow = &f;
+  for (size_t i = 0; a->layout && i < a->layout->n_copies; i++) {
+    const char *peer = a->layout->copies[i]->node;
+    char *arg = strcmp(peer, mme(a->r)) != 0 ? strdup(peer) : NULL;
+    if (arg && mbx_peer_call(a->n, peer, &req, MOVE_ACTIVATE_TIMEOUT_MS, follow_told, arg) < 0)
+      free(arg);
+  }
+}
+
+static int activate_layout_run(struct mbx_wtxn *w, void *arg)
+{
+  struct activate *a = arg;
+  if (!mbx_db_may_write(a->db, a->epoch))
+    return MBX_ENOTACTIVE;
+  return mbx_store_set_copies(w, a->layout);
+}
+
+static void activate_layout_done(int status, uint64_t lsn, void *arg)
+{
+  (void)lsn;
+  struct activate *a = arg;
+  if (status < 0)
+    mbx_warning("db %s: active by force, but the layout could not record it: %s", a->db->name,
+                mbx_strerror(status));
+  activate_tell_others(a);
+  activate_end(a);
+}
+
 static void activate_done(int status, void *arg)
 {
   struct activate *a = arg;
-  if (status < 0)
+  if (status < 0) {
     mfail(a->r, status, "%s could not become active: %s", mme(a->r), mbx_strerror(status));
-  else
+  } else if (a->forced) {
+    mbx_warning("db %s: ACTIVATED BY AN OPERATOR (--force) in epoch %llu at lsn %llu: records "
+                "the old active held beyond it are not here", a->db->name,
+                (unsigned long long)a->epoch, (unsigned long long)a->at_lsn);
+    if (a->layout && a->db->committer &&
+        mbx_committer_submit(a->db->committer, activate_layout_run, activate_layout_done, a) == 0)
+      return;
+    activate_tell_others(a);
+  } else {
     mbx_notice("db %s: active in epoch %llu from lsn %llu (switchover from %s)", a->db->name,
                (unsigned long long)a->epoch, (unsigned long long)a->at_lsn + 1,
                a->r->rq->db_activate->from_node ? a->r->rq->db_activate->from_node : "?");
+  }
   activate_end(a);
 }
 
@@ -440,13 +498,108 @@ static void activate_on_poll(uv_timer_t *t)
   }
 }
 
+/* An operator's activation of the copy here, the active's node being down. */
+static int activate_operator_checks(struct mbx_req *r, struct mbx_db *db, uint64_t *epoch_r,
+                                    uint64_t *at_lsn_r)
+{
+  const Mbx__DbActivateReq *q = r->rq->db_activate;
+  struct mbx_repl_sink *k = db->sink;
+  struct mbx_store_repl_pos pos;
+  mbx_store_get_repl_pos(db->store, &pos);
+  const char *active = k ? k->meta.active_node : "?";
+  int64_t heard_ago_ms = k && k->last_contact_us ? (mbx_now_us() - k->last_contact_us) / 1000 : -1;
+  if (k && k->stream && k->got_batch && heard_ago_ms >= 0 && heard_ago_ms < 2000)
+    return mfail(r, MBX_EBUSY, "the active of %s on %s still answers this copy: use 'mbx admin db "
+                               "move-active %s --to %s' for a lossless switchover",
+                 db->name, active, db->name, mme(r));
+  uint64_t known = k ? k->active_last_lsn : 0;
+  if (!q->force) {
+    if (heard_ago_ms < 0)
+      return mfail(r, MBX_ESTALE, "cannot prove nothing is lost: this copy of %s has never heard "
+                                  "from its active (%s) since it started, and holds lsn %llu; "
+                                  "--force activates it anyway", db->name, active,
+                   (unsigned long long)pos.received_lsn);
+    return mfail(r, MBX_ESTALE, "cannot prove nothing is lost: %s was last heard %.1f s ago at lsn "
+                                "%llu; this copy holds %llu (behind by at least %llu), and "
+                                "anything %s acknowledged after that exists only there; "
+                                "--force activates it anyway",
+                 active, (double)heard_ago_ms / 1000.0, (unsigned long long)known,
+                 (unsigned long long)pos.received_lsn,
+                 (unsigned long long)(known > pos.received_lsn ? known - pos.received_lsn : 0),
+                 active);
+  }
+  uint64_t e = mbx_store_epoch(db->store);
+  if (pos.epoch > e)
+    e = pos.epoch;
+  *epoch_r = e + 1;
+  *at_lsn_r = pos.received_lsn;
+  return 0;
+}
+
 static int h_activate(struct mbx_req *r)
 {
   const Mbx__DbActivateReq *q = r->rq->db_activate;
   struct mbx_node *n = mnode(r);
+  bool operator = !from_node(r) || (q->node && *q->node);
+  if (operator && q->node && *q->node && strcmp(q->node, mme(r)) != 0) {
+    if (from_node(r))
+      return mfail(r, MBX_EINVAL, "activation of the copy on %s reached %s", q->node, mme(r));
+    return mbx_peer_forward(r, q->node);
+  }
   struct mbx_db *db = q->db ? mbx_node_db(n, q->db) : NULL;
   if (!db || !mbx_db_ready(db))
     return mfail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
+  uint64_t epoch = q->epoch, at_lsn = q->at_lsn;
+  Mbx__CopyLayout *layout = NULL;
+  if (operator) {
+    if (mbx_db_is_active(db))
+      return mfail(r, MBX_EINVAL, "database %s is already active on %s", db->name, mme(r));
+    if (mbx_db_state(db) == MBX_DB_DISMOUNTED || mbx_db_state(db) == MBX_DB_MOUNTING) {
+      /* the active itself, waiting for the other copies: --force lets it go on */
+      if (!q->force)
+        return mfail(r, MBX_ESTALE, "the copy of %s on %s is %s: %s; --force activates it "
+                                    "anyway", db->name, mme(r), mbx_db_state_name(mbx_db_state(db)),
+                     mbx_db_reason(db));
+      epoch = mbx_store_epoch(db->store) + 1;
+      at_lsn = mbx_store_last_lsn(db->store);
+    } else {
+      int rc = activate_operator_checks(r, db, &epoch, &at_lsn);
+      if (rc < 0)
+        return rc;
+    }
+    struct mbx_rtxn *t;
+    Mbx__CopyLayout *old = NULL;
+    if (mbx_store_rtxn_begin(db->store, &t) == 0) {
+      if (mbx_store_get_copies(t, &r->arena, &old) < 0)
+        old = NULL;
+      mbx_store_rtxn_end(&t);
+    }
+    if (old && (layout = mbx_arena_pbnew(&r->arena, &mbx__copy_layout__descriptor)) != NULL) {
+      *layout = *old;
+      layout->active_node = (char *)mme(r);
+      layout->has_active_epoch = 1;
+      layout->active_epoch = epoch;
+    }
+    if (mbx_db_state(db) != MBX_DB_PASSIVE) { /* DISMOUNTED/MOUNTING: no replay to wait for */
+      struct activate *a = calloc(1, sizeof(*a));
+      if (!a)
+        return mfail(r, MBX_ENOMEM, "out of memory");
+      *a = (struct activate){ .r = r, .n = n, .db = db, .epoch = epoch, .at_lsn = at_lsn,
+                              .forced = true, .layout = layout };
+      a->timer.data = a;
+      if (uv_timer_init(n->loop, &a->timer) != 0) {
+        free(a);
+        return mfail(r, MBX_ENOMEM, "cannot activate now");
+      }
+      int rc = mbx_db_retarget(n, db, "", epoch, activate_done, a);
+      if (rc < 0) {
+        mfail(r, rc, "%s cannot become active: %s", mme(r), mbx_strerror(rc));
+        uv_close((uv_handle_t *)&a->timer, activate_timer_closed);
+        return rc;
+      }
+      return 1;
+    }
+  }
   if (mbx_db_is_active(db)) {
     if (mbx_db_write_epoch(db) == q->epoch)
       return 0;                       /* a retry of an activation that happened */
@@ -456,13 +609,14 @@ static int h_activate(struct mbx_req *r)
   if (mbx_db_state(db) != MBX_DB_PASSIVE)
     return mfail(r, MBX_EBUSY, "the copy of %s on %s is %s, not passive", db->name, mme(r),
                  mbx_db_state_name(mbx_db_state(db)));
-  if (q->epoch <= mbx_store_epoch(db->store))
+  if (epoch <= mbx_store_epoch(db->store))
     return mfail(r, MBX_EINVAL, "epoch %llu is not newer than this copy's %llu",
-                 (unsigned long long)q->epoch, (unsigned long long)mbx_store_epoch(db->store));
+                 (unsigned long long)epoch, (unsigned long long)mbx_store_epoch(db->store));
   struct activate *a = calloc(1, sizeof(*a));
   if (!a)
     return mfail(r, MBX_ENOMEM, "out of memory");
-  *a = (struct activate){ .r = r, .n = n, .db = db, .epoch = q->epoch, .at_lsn = q->at_lsn };
+  *a = (struct activate){ .r = r, .n = n, .db = db, .epoch = epoch, .at_lsn = at_lsn,
+                          .forced = operator, .layout = layout };
   a->deadline_mono_us = mbx_mono_us() + (uint64_t)ACTIVATE_REPLAY_MS * 1000;
   a->timer.data = a;
   if (uv_timer_init(n->loop, &a->timer) != 0) {
@@ -475,11 +629,41 @@ static int h_activate(struct mbx_req *r)
   return 1;
 }
 
+/* A copy activated by force names itself: this copy follows it, unless it knows a
+ * newer epoch. An old active that is still up steps down here too. */
+static int h_follow(struct mbx_req *r)
+{
+  const Mbx__DbFollowReq *q = r->rq->db_follow;
+  struct mbx_node *n = mnode(r);
+  struct mbx_db *db = q->db ? mbx_node_db(n, q->db) : NULL;
+  if (!db || !mbx_db_ready(db))
+    return mfail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
+  if (!q->active_node || strlen(q->active_node) > 63 || strcmp(q->active_node, mme(r)) == 0)
+    return mfail(r, MBX_EINVAL, "follow: bad active node");
+  uint64_t mine = mbx_store_epoch(db->store);
+  if (q->epoch < mine)
+    return mfail(r, MBX_ESTALE, "the copy of %s on %s is in epoch %llu, newer than %llu",
+                 db->name, mme(r), (unsigned long long)mine, (unsigned long long)q->epoch);
+  struct mbx_store_copy_meta m;
+  if (mbx_db_state(db) == MBX_DB_PASSIVE && mbx_store_get_copy_meta(db->store, &m) == 0 &&
+      strcmp(m.active_node, q->active_node) == 0)
+    return 0;                         /* already following it */
+  if (mbx_db_is_active(db))
+    mbx_warning("db %s: %s was activated in epoch %llu: this copy steps down", db->name,
+                q->active_node, (unsigned long long)q->epoch);
+  int rc = mbx_db_retarget(n, db, q->active_node, 0, NULL, NULL);
+  if (rc < 0)
+    return mfail(r, rc, "the copy of %s on %s cannot follow %s now (%s)", db->name, mme(r),
+                 q->active_node, mbx_db_state_name(mbx_db_state(db)));
+  return 0;
+}
+
 int mbx_handler_move(struct mbx_req *r)
 {
   switch (r->rq->body_case) {
   case MBX__REQUEST__BODY_DB_MOVE_ACTIVE: return h_move_active(r);
   case MBX__REQUEST__BODY_DB_ACTIVATE: return h_activate(r);
+  case MBX__REQUEST__BODY_DB_FOLLOW: return h_follow(r);
   default: return mfail(r, MBX_EPROTO, "not a role request (%d)", (int)r->rq->body_case);
   }
 }

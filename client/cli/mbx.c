@@ -1024,6 +1024,22 @@ static int cmd_db_move_active(struct ctx *x)
   return ex;
 }
 
+static int cmd_db_activate(struct ctx *x)
+{
+  const char *node = opt(x, "node");
+  if (!node || !mbxcli_valid_node_name(node, strlen(node)))
+    return usage_error(x, "admin db activate needs --node NODE (the copy to activate)");
+  int rc = mbxc_db_activate(x->conn, x->args.pos[0], node, opt(x, "force") != NULL);
+  if (rc < 0)
+    return call_error(x, "admin db activate", rc);
+  if (x->json)
+    printf("{\"db\":\"%s\",\"active_node\":\"%s\"}\n", x->args.pos[0], node);
+  else
+    printf("%s: active on %s%s\n", x->args.pos[0], node,
+           opt(x, "force") ? " (forced: records only the old active held are not there)" : "");
+  return 0;
+}
+
 static int cmd_db_digest(struct ctx *x)
 {
   Mbx__DbDigestResp *d;
@@ -1499,6 +1515,14 @@ static const struct cmd cmds[] = {
     "everything, becomes the active in a new epoch, and the old active becomes its "
     "passive. Prints the write pause. --timeout bounds the target's catch-up (default "
     "10 s; past it nothing changes)." },
+  { { "admin", "db", "activate" }, AUTH_ADMIN, 1, 1, { O("node"), { "force", false } },
+    cmd_db_activate, "admin db activate DB --node NODE [--force]",
+    "For when the active's node is down: activate the copy on NODE in a new epoch; the "
+    "other copies follow it. Without --force it refuses when it cannot prove nothing is "
+    "lost and says how far behind the copy may be. When the old active comes back it "
+    "learns of the newer epoch and becomes a passive (Diverged, then reseeded, if it "
+    "held records the new active lacks). Also lets an active that waits for its copies "
+    "after a restart (dismounted) go on." },
   { { "admin", "db", "digest" }, AUTH_ADMIN, 1, 1, { O("node") }, cmd_db_digest,
     "admin db digest DB [--node NODE]",
     "Print a deterministic hash of a database's logical content (of the copy on NODE): "

@@ -607,6 +607,19 @@ int mbxc_db_move_active(mbxc_conn *c, const char *db, const char *to, uint32_t t
   return call_body(c, &req, MBX__RESPONSE__BODY_DB_MOVE, resp_r);
 }
 
+int mbxc_db_activate(mbxc_conn *c, const char *db, const char *node, bool force)
+{
+  REQ(db_activate, DB_ACTIVATE, Mbx__DbActivateReq, MBX__DB_ACTIVATE_REQ__INIT);
+  body.db = (char *)db;
+  body.node = (char *)node;
+  body.has_force = force ? 1 : 0;
+  body.force = force;
+  Mbx__Response *resp = NULL;
+  int rc = mbxc_call_sync(c, &req, &resp);
+  mbxc_free(&resp);
+  return rc;
+}
+
 int mbxc_mailbox_create(mbxc_conn *c, const Mbx__MailboxCreateReq *mreq,
                         Mbx__MailboxInfo **resp_r)
 {

@@ -239,7 +239,7 @@ for c in "admin db create" "admin db list" "admin copy status" "admin mailbox cr
 done
 it_run -- admin db
 [[ $RC -eq 2 ]] || fail "mbx admin db: want exit 2, got $RC"
-eq "$(printf '%s\n' "$ERR" | grep -c '^  mbx admin db ')" "3" "mbx admin db lists create, list, digest"
+eq "$(printf '%s\n' "$ERR" | grep -c '^  mbx admin db ')" "5" "mbx admin db lists create, list, move-active, activate, digest"
 grep -q 'admin copy' <<<"$ERR" && fail "mbx admin db lists copy commands"
 it_run -- admin copy; [[ $RC -eq 2 ]] && grep -qF '  mbx admin copy reseed' <<<"$ERR" || fail "mbx admin copy"
 it_run -- admin mailbox; [[ $RC -eq 2 ]] && grep -qF '  mbx admin mailbox list' <<<"$ERR" || fail "mbx admin mailbox"

@@ -284,6 +284,11 @@ int mbxc_copy_request(mbxc_conn *conn, Mbx__Request *req, ProtobufCMessage **res
  * under way), MBX_ENOTFOUND, MBX_ETIMEDOUT (rolled back: the old active stays). */
 int mbxc_db_move_active(mbxc_conn *conn, const char *db, const char *to, uint32_t timeout_ms,
                         Mbx__DbMoveActiveResp **resp_r);
+/* For when db's active node is down: activates the copy on node in a new epoch.
+ * Without force the node refuses (MBX_ESTALE) when it cannot prove nothing is lost,
+ * saying how far behind its copy may be; MBX_EBUSY when the active still answers
+ * (use mbxc_db_move_active). The other copies are told to follow it. */
+int mbxc_db_activate(mbxc_conn *conn, const char *db, const char *node, bool force);
 /* db NULL = every database. */
 int mbxc_copy_status(mbxc_conn *conn, const char *db, Mbx__CopyStatusResp **resp_r);
 /* req borrowed: address, database, password required. MBX_EEXIST, MBX_ENOTFOUND. */
