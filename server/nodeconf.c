@@ -20,7 +20,7 @@ static const char *const nodeconf_keys[] = {
   "operator_password_hash", "transport_password_hash", "max_message_bytes",
   "max_frame_bytes", "max_connections", "handshake_timeout_ms", "idle_timeout_s",
   "db_map_size", "log_retain_bytes", "default_quota_warn", "default_quota_prohibit",
-  "commit_batch_max", "commit_queue_max", "log_level", "repl_heartbeat_ms",
+  "commit_batch_max", "commit_batch_bytes", "commit_queue_max", "log_level", "repl_heartbeat_ms",
   "repl_send_queue_max", "idempotency_keep_s", "notify_coalesce_ms",
   "max_subscriptions_per_conn", "peer.*", NULL,
 };
@@ -164,6 +164,8 @@ static int nodeconf_numbers(struct mbx_config *c, struct mbx_nodeconf *n)
                             &n->default_quota_prohibit)) < 0 ||
       (rc = mbx_config_u64(c, "commit_batch_max", 0, 1024, 1, 1000000,
                            &n->commit_batch_max)) < 0 ||
+      (rc = mbx_config_size(c, "commit_batch_bytes", 0, 16 * MiB, 64 * 1024, 1 * GiB,
+                            &n->commit_batch_bytes)) < 0 ||
       (rc = mbx_config_u64(c, "commit_queue_max", 0, 65536, 1, 10000000,
                            &n->commit_queue_max)) < 0 ||
       (rc = mbx_config_u64(c, "idempotency_keep_s", 0, 604800, 60, 31536000,

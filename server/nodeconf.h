@@ -42,6 +42,7 @@ struct mbx_nodeconf {
   uint64_t default_quota_warn;        /* bytes, 0 = none */
   uint64_t default_quota_prohibit;    /* bytes, 0 = none */
   uint64_t commit_batch_max;
+  uint64_t commit_batch_bytes;        /* a batch ends once its log record holds this much */
   uint64_t commit_queue_max;
   enum mbx_log_level log_level;
   struct mbx_nodeconf_peer *peers;    /* the other nodes (issue 3 replication) */
