@@ -4,7 +4,10 @@
  * acknowledges it, then hands the batches received meanwhile to the database's
  * committer as one exclusive job that takes them into the store (and, without lag,
  * replays them), replays a lagged copy's records when their time comes, and
- * reconnects with backoff.
+ * reconnects with backoff. A record too large for one batch arrives in parts and is
+ * reassembled (parts.h) up to repl_record_max_bytes; a larger one stops the copy
+ * (Failed, with the record's size and the limit in the reason) instead of being
+ * pulled again forever.
  *
  * States (mbx_repl_sink_status_name):
  *   Initializing            starting, or connected but no batch yet
@@ -14,7 +17,8 @@
  *   Seeding                 receiving a seed (seed.c)
  *   SeedingSource           streaming a seed of this copy to another node
  *   Suspended               operator suspended it (comment shown)
- *   Failed                  a record failed verification, or a seed failed (reason)
+ *   Failed                  a record failed verification or is larger than this copy
+ *                           accepts, or a seed failed (reason)
  *   FailedAndSuspended      both */
 #include <stdarg.h>
 #include <stdio.h>
@@ -227,6 +231,8 @@ struct sink_rx_job {
   struct sink_rx_job *next;
   struct mbx_repl_sink *k;
   Mbx__Response *resp;                /* owns the records (protobuf-c default allocator)… */
+  uint8_t *whole;                     /* …or one record reassembled from its parts… */
+  int64_t whole_commit_us;            /*    (its commit time on the active, 0: unknown) */
   struct mbx_repl_rxlog_recovered rec; /* …or, at startup, the receive log's leftovers */
   const uint8_t **recs;
   size_t *lens;
@@ -298,9 +304,11 @@ static void sink_batch_free(struct sink_rx_job *j)
   }
   if (j->resp)
     mbx__response__free_unpacked(j->resp, NULL);
+  else if (j->whole)
+    free(j->whole);
   else
     mbx_repl_rxlog_recovered_free(&j->rec);
-  if (j->resp) {
+  if (j->resp || j->whole) {
     free(j->recs);
     free(j->lens);
   }
@@ -456,11 +464,12 @@ static void sink_rx_durable(int status, uint64_t last_lsn, int64_t durable_us, u
   }
   /* Commit on the active → durable here; a record the active sent without its
    * commit time (catching up from its log) counts from its record time. */
-  const Mbx__ReplBatch *b = j->resp->repl_batch;
+  const Mbx__ReplBatch *b = j->resp ? j->resp->repl_batch : NULL;
   for (size_t i = 0; i < j->n; i++) {
-    int64_t from = i < b->n_commit_time_us && b->commit_time_us[i] > 0
+    int64_t from = b && i < b->n_commit_time_us && b->commit_time_us[i] > 0
                      ? b->commit_time_us[i]
-                     : rec_time_us(j->recs[i], j->lens[i]);
+                   : !b && j->whole_commit_us > 0 ? j->whole_commit_us
+                                                  : rec_time_us(j->recs[i], j->lens[i]);
     mbx_repl_lat_add(&k->lat, durable_us - from);
   }
   if (j->n)
@@ -627,6 +636,106 @@ static void sink_on_error_resp(struct mbx_repl_sink *k, const Mbx__Error *e)
   mbx_repl_sink_disconnect(k);
 }
 
+/* Gives up the pull connection for now (the reason shows in the status) and tries
+ * again after the backoff. */
+static void sink_drop_pull(struct mbx_repl_sink *k, const char *why)
+{
+  snprintf(k->reason, sizeof(k->reason), "%s", why);
+  mbx_warning("db %s: %s; reconnecting", k->db->name, why);
+  mbx_repl_sink_disconnect(k);
+  sink_schedule_retry(k);
+}
+
+static struct sink_rx_job *sink_rx_job_new(struct mbx_repl_sink *k, size_t n)
+{
+  struct sink_rx_job *j = calloc(1, sizeof(*j));
+  if (j) {
+    j->recs = malloc(n * sizeof(*j->recs));
+    j->lens = malloc(n * sizeof(*j->lens));
+  }
+  if (!j || !j->recs || !j->lens) {
+    if (j) {
+      free(j->recs);
+      free(j->lens);
+    }
+    free(j);
+    return NULL;
+  }
+  j->k = k;
+  j->n = n;
+  return j;
+}
+
+/* Queues a received batch (its records, resp or whole set) for the receive log; on
+ * failure frees it and drops the pull. */
+static void sink_rx_submit(struct mbx_repl_sink *k, struct sink_rx_job *j)
+{
+  int rc = mbx_repl_rxlog_append(k->rx, j->recs, j->lens, j->n, sink_rx_durable, j);
+  if (rc < 0) {
+    if (j->resp)
+      mbx__response__free_unpacked(j->resp, NULL);
+    free(j->whole);
+    free(j->recs);
+    free(j->lens);
+    free(j);
+    char why[128];
+    snprintf(why, sizeof(why), "cannot queue received records: %s", mbx_strerror(rc));
+    sink_drop_pull(k, why);
+    return;
+  }
+  k->jobs++;
+  k->queued_bytes += j->bytes;
+  if (!k->paused && k->queued_bytes > SINK_QUEUE_PAUSE_BYTES) {
+    k->paused = true;
+    mbx_stream_pause(k->stream, true);
+  }
+}
+
+/* One part of a record too large for a batch; the last one hands the whole record to
+ * the receive log like a batch of one. */
+static void sink_on_part(struct mbx_repl_sink *k, Mbx__Response *resp)
+{
+  const Mbx__ReplBatch *b = resp->repl_batch;
+  const Mbx__ReplRecordPart *p = b->part;
+  uint64_t cap = k->node->conf->repl_record_max_bytes, lsn = p->lsn, total = p->total_bytes;
+  int64_t commit_us = p->has_commit_time_us ? p->commit_time_us : 0;
+  uint8_t *rec = NULL;
+  size_t len = 0;
+  int rc = b->n_records ? MBX_EPROTO : mbx_repl_part_add(&k->part, p, cap, &rec, &len);
+  mbx__response__free_unpacked(resp, NULL);
+  if (rc == 0)
+    return;
+  if (rc == MBX_ELIMIT) {
+    if (!k->meta.failed)
+      sink_fail(k, "record %llu is %llu bytes, more than this copy accepts "
+                   "(repl_record_max_bytes = %llu on %s); raise it, restart the node and "
+                   "resume the copy",
+                (unsigned long long)lsn, (unsigned long long)total, (unsigned long long)cap,
+                sink_me(k));
+    return;
+  }
+  if (rc < 0) {
+    char why[200];
+    snprintf(why, sizeof(why), "%s sent a part of record %llu that does not fit what came "
+             "before (%s)", k->meta.active_node, (unsigned long long)lsn,
+             rc == MBX_EPROTO ? "out of order" : mbx_strerror(rc));
+    sink_drop_pull(k, why);
+    return;
+  }
+  struct sink_rx_job *j = sink_rx_job_new(k, 1);
+  if (!j) {
+    free(rec);
+    sink_drop_pull(k, "out of memory receiving a record");
+    return;
+  }
+  j->whole = rec;
+  j->whole_commit_us = commit_us;
+  j->recs[0] = rec;
+  j->lens[0] = len;
+  j->bytes = len;
+  sink_rx_submit(k, j);
+}
+
 static void sink_on_batch(struct mbx_repl_sink *k, Mbx__Response *resp, size_t frame_len)
 {
   Mbx__ReplBatch *b = resp->repl_batch;
@@ -641,56 +750,29 @@ static void sink_on_batch(struct mbx_repl_sink *k, Mbx__Response *resp, size_t f
     mbx_info("db %s: pulling from %s (active last lsn %llu)", k->db->name, k->meta.active_node,
              (unsigned long long)k->active_last_lsn);
   }
+  if (b->part && !k->meta.failed) {
+    sink_on_part(k, resp);
+    return;
+  }
   if (b->n_records == 0 || k->meta.failed) {
     mbx__response__free_unpacked(resp, NULL);
     if (k->jobs == 0)
       sink_send_ack(k);               /* answers the heartbeat: the active sees us alive */
     return;
   }
-  struct sink_rx_job *j = calloc(1, sizeof(*j));
-  if (j) {
-    j->recs = malloc(b->n_records * sizeof(*j->recs));
-    j->lens = malloc(b->n_records * sizeof(*j->lens));
-  }
-  if (!j || !j->recs || !j->lens) {
-    if (j) {
-      free(j->recs);
-      free(j->lens);
-    }
-    free(j);
+  struct sink_rx_job *j = sink_rx_job_new(k, b->n_records);
+  if (!j) {
     mbx__response__free_unpacked(resp, NULL);
-    snprintf(k->reason, sizeof(k->reason), "out of memory receiving a batch");
-    mbx_repl_sink_disconnect(k);
-    sink_schedule_retry(k);
+    sink_drop_pull(k, "out of memory receiving a batch");
     return;
   }
-  j->k = k;
   j->resp = resp;
-  j->n = b->n_records;
   j->bytes = frame_len;
   for (size_t i = 0; i < b->n_records; i++) {
     j->recs[i] = b->records[i].data;
     j->lens[i] = b->records[i].len;
   }
-  int rc = mbx_repl_rxlog_append(k->rx, j->recs, j->lens, j->n, sink_rx_durable, j);
-  if (rc < 0) {
-    mbx__response__free_unpacked(resp, NULL);
-    free(j->recs);
-    free(j->lens);
-    free(j);
-    snprintf(k->reason, sizeof(k->reason), "cannot queue received records: %s",
-             mbx_strerror(rc));
-    mbx_warning("db %s: %s; reconnecting", k->db->name, k->reason);
-    mbx_repl_sink_disconnect(k);
-    sink_schedule_retry(k);
-    return;
-  }
-  k->jobs++;
-  k->queued_bytes += frame_len;
-  if (!k->paused && k->queued_bytes > SINK_QUEUE_PAUSE_BYTES) {
-    k->paused = true;
-    mbx_stream_pause(k->stream, true);
-  }
+  sink_rx_submit(k, j);
 }
 
 static void sink_on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, void *arg)
@@ -731,6 +813,7 @@ static void sink_on_close(struct mbx_stream *s, int status, void *arg)
   (void)s;
   k->stream = NULL;
   k->paused = false;
+  mbx_repl_part_reset(&k->part);      /* a new pull sends the record again from its start */
   if (status < 0 && !k->reason[0])
     snprintf(k->reason, sizeof(k->reason), "connection to %s lost: %s", k->meta.active_node,
              mbx_strerror(status));
@@ -741,8 +824,23 @@ static void sink_on_close(struct mbx_stream *s, int status, void *arg)
   sink_schedule_retry(k);
 }
 
+/* A frame over this node's max_frame_bytes: an active that ships a record whole. Say
+ * so: the copy cannot take it until one of the two changes. */
+static void sink_on_frame_error(struct mbx_stream *s, int err, void *arg)
+{
+  (void)s;
+  struct mbx_repl_sink *k = arg;
+  if (!k)
+    return;
+  snprintf(k->reason, sizeof(k->reason), "%s sent a frame over this node's max_frame_bytes "
+           "(%llu): %s", k->meta.active_node,
+           (unsigned long long)k->node->conf->max_frame_bytes, mbx_strerror(err));
+  mbx_error("db %s: %s", k->db->name, k->reason);
+}
+
 static const struct mbx_stream_callbacks sink_stream_cb = {
   .on_frame = sink_on_frame,
+  .on_frame_error = sink_on_frame_error,
   .on_close = sink_on_close,
 };
 
@@ -754,6 +852,7 @@ void mbx_repl_sink_disconnect(struct mbx_repl_sink *k)
   k->stream = NULL;
   k->got_batch = false;
   k->paused = false;
+  mbx_repl_part_reset(&k->part);
   mbx_stream_set_arg(s, NULL);        /* its on_close must not touch k */
   mbx_stream_close(s, 0);
 }
@@ -790,6 +889,8 @@ static int sink_connect(struct mbx_repl_sink *k)
   p.from_lsn = pos.received_lsn + 1;
   p.has_last_epoch = 1;
   p.last_epoch = pos.epoch;
+  p.has_max_frame_bytes = 1;          /* the active keeps every frame within it */
+  p.max_frame_bytes = opt.max_frame_bytes;
   Mbx__Request rq = MBX__REQUEST__INIT;
   rq.id = k->pull_id = k->pull_id + 1;
   rq.body_case = MBX__REQUEST__BODY_REPL_PULL;
@@ -873,6 +974,7 @@ void mbx_repl_sink_maybe_free(struct mbx_repl_sink *k)
     return;
   if (k->tls)
     mbx_tls_ctx_free(&k->tls);
+  mbx_repl_part_reset(&k->part);
   free(k);
 }
 

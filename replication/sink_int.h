@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "parts.h"
 #include "repl.h"
 #include "store.h"
 
@@ -51,6 +52,7 @@ struct mbx_repl_sink {
   bool want_connect;                  /* connect once the jobs in flight are done */
   uint32_t backoff_ms;
   uint64_t active_last_lsn;
+  struct mbx_repl_part_rx part;       /* a record arriving in parts (dropped on disconnect) */
   int64_t last_contact_us;
   char reason[256];                   /* last transient problem (disconnect, refusal) */
   /* receive log (rxlog.c): batches are durable there before they are acknowledged */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "logrec.h"
 #include "mbx_error.h"
 #include "nodeconf.h"
 
@@ -21,7 +22,7 @@ static const char *const nodeconf_keys[] = {
   "max_frame_bytes", "max_connections", "handshake_timeout_ms", "idle_timeout_s",
   "db_map_size", "log_retain_bytes", "default_quota_warn", "default_quota_prohibit",
   "commit_batch_max", "commit_batch_bytes", "commit_queue_max", "log_level", "repl_heartbeat_ms",
-  "repl_send_queue_max", "idempotency_keep_s", "notify_coalesce_ms",
+  "repl_send_queue_max", "repl_record_max_bytes", "idempotency_keep_s", "notify_coalesce_ms",
   "max_subscriptions_per_conn", "peer.*", NULL,
 };
 
@@ -205,7 +206,9 @@ static int nodeconf_peers(struct mbx_config *c, struct mbx_nodeconf *n)
   int rc;
   if ((rc = mbx_config_u64(c, "repl_heartbeat_ms", 0, 100, 10, 10000, &n->repl_heartbeat_ms)) < 0 ||
       (rc = mbx_config_size(c, "repl_send_queue_max", 0, 8 * MiB, 64 * 1024, 1 * GiB,
-                            &n->repl_send_queue_max)) < 0)
+                            &n->repl_send_queue_max)) < 0 ||
+      (rc = mbx_config_size(c, "repl_record_max_bytes", 0, MBX_LOGREC_MAX_BYTES, 1 * MiB,
+                            MBX_LOGREC_MAX_BYTES, &n->repl_record_max_bytes)) < 0)
     return rc;
   return 0;
 }

@@ -49,6 +49,7 @@ struct mbx_nodeconf {
   size_t n_peers;
   uint64_t repl_heartbeat_ms;         /* source: empty ReplBatch when idle this long */
   uint64_t repl_send_queue_max;       /* source: stop feeding a pull over this many bytes queued */
+  uint64_t repl_record_max_bytes;     /* sink: the largest log record this node takes */
   uint64_t idempotency_keep_s;        /* idempotency keys kept at least this long */
   uint64_t notify_coalesce_ms;        /* push notifications: changes merged over this window */
   uint64_t max_subscriptions_per_conn;
