@@ -376,8 +376,13 @@ static void seed_rx_on_close(struct mbx_stream *s, int status, void *arg)
   if (!x)
     return;
   x->stream = NULL;
-  seed_rx_fail(x, MBX_EPEER, "connection to %s lost during the seed (%s)", x->source,
-               mbx_strerror(status ? status : MBX_ECLOSED));
+  if (status == MBX_EPERM)
+    seed_rx_fail(x, MBX_EPERM, "the node at %s is not %s (its certificate names another "
+                 "node): check peer.%s", mbx_peer_addr_or(x->k->node, x->source), x->source,
+                 x->source);
+  else
+    seed_rx_fail(x, MBX_EPEER, "connection to %s lost during the seed (%s)", x->source,
+                 mbx_strerror(status ? status : MBX_ECLOSED));
 }
 
 static const struct mbx_stream_callbacks seed_rx_cb = {
@@ -437,6 +442,8 @@ int mbx_repl_seed_start(struct mbx_repl_sink *k, const char *source_node)
   }
   struct mbx_stream_options opt = n->stream_opt;
   opt.idle_timeout_ms = SEED_IDLE_TIMEOUT_MS;
+  opt.expect_peer_cn = source_node;   /* a snapshot only from the node we mean */
+  opt.expect_peer_ou = "node";
   int rc = mbx_stream_connect(n->loop, host, port, k->tls, &opt, &seed_rx_cb, x, &x->stream);
   if (rc == 0) {
     Mbx__SeedReq q = MBX__SEED_REQ__INIT;

@@ -814,7 +814,11 @@ static void sink_on_close(struct mbx_stream *s, int status, void *arg)
   k->stream = NULL;
   k->paused = false;
   mbx_repl_part_reset(&k->part);      /* a new pull sends the record again from its start */
-  if (status < 0 && !k->reason[0])
+  if (status == MBX_EPERM)
+    snprintf(k->reason, sizeof(k->reason), "the node at %s is not %s (its certificate names "
+             "another node): check peer.%s", mbx_peer_addr_or(k->node, k->meta.active_node),
+             k->meta.active_node, k->meta.active_node);
+  else if (status < 0 && !k->reason[0])
     snprintf(k->reason, sizeof(k->reason), "connection to %s lost: %s", k->meta.active_node,
              mbx_strerror(status));
   if (k->got_batch)
@@ -871,6 +875,8 @@ static int sink_connect(struct mbx_repl_sink *k)
   struct mbx_stream_options opt = n->stream_opt;
   opt.idle_timeout_ms = SINK_IDLE_TIMEOUT_MS;
   opt.server_name = NULL;
+  opt.expect_peer_cn = k->meta.active_node;   /* records only from the node we mean */
+  opt.expect_peer_ou = "node";
   int rc = mbx_stream_connect(n->loop, host, port, k->tls, &opt, &sink_stream_cb, k, &k->stream);
   if (rc < 0) {
     snprintf(k->reason, sizeof(k->reason), "cannot connect to %s (%s): %s", k->meta.active_node,

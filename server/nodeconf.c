@@ -66,7 +66,7 @@ int mbx_nodeconf_parse_listen(const char *s, char *host_r, size_t host_size, uin
   return 0;
 }
 
-static int nodeconf_name_ok(const char *s)
+int mbx_nodeconf_name_ok(const char *s)
 {
   size_t n = strlen(s);
   if (n < 1 || n > MBX_NODECONF_NAME_MAX)
@@ -108,7 +108,7 @@ static int nodeconf_strings(struct mbx_config *c, struct mbx_nodeconf *n)
   int rc;
   if ((rc = mbx_config_str(c, "node_name", MBX_CONFIG_REQUIRED, NULL, &v)) < 0)
     return rc;
-  if (!nodeconf_name_ok(v))
+  if (!mbx_nodeconf_name_ok(v))
     return mbx_config_fail(c, "node_name", "'%s' must be 1-63 of a-z, 0-9 and '-'", v);
   snprintf(n->node_name, sizeof(n->node_name), "%s", v);
   if ((rc = mbx_config_str(c, "listen", MBX_CONFIG_REQUIRED, NULL, &v)) < 0)
@@ -185,7 +185,7 @@ static int nodeconf_peers(struct mbx_config *c, struct mbx_nodeconf *n)
   const char *key, *v;
   while (mbx_config_next(c, "peer.", &pos, &key, &v, NULL)) {
     const char *name = key + 5;
-    if (!nodeconf_name_ok(name))
+    if (!mbx_nodeconf_name_ok(name))
       return mbx_config_fail(c, key, "'%s' is not a node name (1-63 of a-z, 0-9 and '-')", name);
     if (strcmp(name, n->node_name) == 0)
       return mbx_config_fail(c, key, "names this node itself (node_name = %s)", n->node_name);

@@ -61,6 +61,9 @@ int mbx_nodeconf_load(const char *path, struct mbx_nodeconf **conf_r, char *erro
                       size_t error_size);
 void mbx_nodeconf_free(struct mbx_nodeconf **conf);
 
+/* 1 if s is a valid node name (1-63 of a-z, 0-9 and '-'), else 0. */
+int mbx_nodeconf_name_ok(const char *s);
+
 /* The peer named name, or NULL. */
 const struct mbx_nodeconf_peer *mbx_nodeconf_peer(const struct mbx_nodeconf *n, const char *name);
 
