@@ -275,8 +275,14 @@ static void sink_fail(struct mbx_repl_sink *k, const char *fmt, ...)
   va_end(ap);
   k->meta.failed = true;
   mbx_error("db %s: copy failed: %s", k->db->name, k->meta.reason);
-  sink_send_ack(k);                   /* tell the active before going quiet */
-  mbx_repl_sink_disconnect(k);
+  if (k->stream && !k->ready) {
+    /* Closing now would drop the ack with the handshake: the active would go on
+     * showing the copy as it last heard of it. Tell it once connected (sink_on_ready). */
+    k->report_failure = true;
+  } else {
+    sink_send_ack(k);                 /* tell the active before going quiet */
+    mbx_repl_sink_disconnect(k);
+  }
   mbx_repl_sink_save_meta(k, NULL, NULL);
 }
 
@@ -775,6 +781,24 @@ static void sink_on_batch(struct mbx_repl_sink *k, Mbx__Response *resp, size_t f
   sink_rx_submit(k, j);
 }
 
+static void sink_on_ready(struct mbx_stream *s, void *arg)
+{
+  struct mbx_repl_sink *k = arg;
+  if (!k || k->stream != s)
+    return;
+  k->ready = true;
+  if (!k->report_failure)
+    return;
+  /* The copy failed while this connection was being made: say so, then go quiet (or,
+   * resumed meanwhile, start again with a fresh pull). */
+  k->report_failure = false;
+  if (k->meta.failed)
+    sink_send_ack(k);
+  mbx_repl_sink_disconnect(k);
+  if (!k->meta.failed)
+    mbx_repl_sink_kick(k);
+}
+
 static void sink_on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, void *arg)
 {
   (void)s;
@@ -813,6 +837,7 @@ static void sink_on_close(struct mbx_stream *s, int status, void *arg)
   (void)s;
   k->stream = NULL;
   k->paused = false;
+  k->ready = k->report_failure = false;
   mbx_repl_part_reset(&k->part);      /* a new pull sends the record again from its start */
   if (status == MBX_EPERM)
     snprintf(k->reason, sizeof(k->reason), "the node at %s is not %s (its certificate names "
@@ -843,6 +868,7 @@ static void sink_on_frame_error(struct mbx_stream *s, int err, void *arg)
 }
 
 static const struct mbx_stream_callbacks sink_stream_cb = {
+  .on_ready = sink_on_ready,
   .on_frame = sink_on_frame,
   .on_frame_error = sink_on_frame_error,
   .on_close = sink_on_close,
@@ -856,6 +882,7 @@ void mbx_repl_sink_disconnect(struct mbx_repl_sink *k)
   k->stream = NULL;
   k->got_batch = false;
   k->paused = false;
+  k->ready = k->report_failure = false;
   mbx_repl_part_reset(&k->part);
   mbx_stream_set_arg(s, NULL);        /* its on_close must not touch k */
   mbx_stream_close(s, 0);

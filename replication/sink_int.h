@@ -46,6 +46,8 @@ struct mbx_repl_sink {
   /* pull connection */
   struct mbx_stream *stream;          /* NULL while disconnected */
   uint64_t pull_id;
+  bool ready;                         /* its TLS handshake is done: what is sent now goes out */
+  bool report_failure;                /* failed before it was ready: ack once it is, then close */
   bool got_batch;                     /* a batch or heartbeat arrived on this connection */
   bool was_healthy;                   /* ever got a batch: a disconnect is DisconnectedAndHealthy */
   bool just_seeded;                   /* no batch yet since a seed was installed */
