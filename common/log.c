@@ -1,6 +1,7 @@
 /* log.c — severity-first log lines with a UTC timestamp, written with one write(2)
  * so lines from several threads never interleave. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,4 +60,27 @@ void mbx_log(enum mbx_log_level level, const char *fmt, ...)
   line[len++] = '\n';
   ssize_t w = write(STDERR_FILENO, line, len);
   (void)w;
+}
+
+const char *mbx_log_escape(const char *in, char *out, size_t out_size)
+{
+  static const char hex[] = "0123456789abcdef";
+  size_t n = 0;
+  for (; in && *in && out_size; in++) {
+    unsigned char ch = (unsigned char)*in;
+    bool plain = ch >= 0x20 && ch < 0x7f && ch != '\\';
+    if (n + (plain ? 1 : 4) >= out_size)
+      break;
+    if (plain) {
+      out[n++] = (char)ch;
+    } else {
+      out[n++] = '\\';
+      out[n++] = 'x';
+      out[n++] = hex[ch >> 4];
+      out[n++] = hex[ch & 15];
+    }
+  }
+  if (out_size)
+    out[n] = 0;
+  return out;
 }

@@ -3,6 +3,8 @@
 #ifndef MBX_LOG_H
 #define MBX_LOG_H
 
+#include <stddef.h>
+
 enum mbx_log_level {
   MBX_LOG_DEBUG = 0,
   MBX_LOG_INFO,
@@ -27,6 +29,11 @@ void mbx_log(enum mbx_log_level level, const char *fmt, ...) __attribute__((form
 #define mbx_error(...) mbx_log(MBX_LOG_ERROR, __VA_ARGS__)
 /* Logs and aborts: for broken invariants only, never for expected failures. */
 #define mbx_fatal(...) (mbx_log(MBX_LOG_FATAL, __VA_ARGS__), abort())
+
+/* Untrusted text (a name from a certificate or a request) for a log line: copies at
+ * most out_size − 1 bytes of it into out, every byte outside printable ASCII as \xNN,
+ * and returns out. */
+const char *mbx_log_escape(const char *in, char *out, size_t out_size);
 
 /* An invariant that stays checked in release builds. */
 #define mbx_assert(cond)                                                     \

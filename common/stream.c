@@ -56,6 +56,7 @@ struct mbx_stream {
   void *arg;
   struct mbx_stream_options opt;
   char *server_name;
+  char *expect_cn, *expect_ou; /* client: what the server's certificate must name */
   enum stream_state state;
   int status;            /* for on_close: the first reason recorded wins */
   unsigned handles_open; /* tcp, timer, prepare until their close callbacks */
@@ -95,6 +96,8 @@ static void stream_destroy(struct mbx_stream *s)
   if (s->ai_list)
     uv_freeaddrinfo(s->ai_list);
   free(s->server_name);
+  free(s->expect_cn);
+  free(s->expect_ou);
   free(s->peer_ou);
   free(s->peer_cn);
   free(s);
@@ -438,6 +441,17 @@ static void stream_on_handshake(struct mbx_stream *s)
   }
   mbx_debug("TLS session with %s established (%s, peer certificate %s)", s->peer_addr,
             SSL_get_cipher_name(s->ssl), s->peer_cn ? s->peer_cn : "none");
+  if ((s->expect_cn && (!s->peer_cn || strcmp(s->peer_cn, s->expect_cn) != 0)) ||
+      (s->expect_ou && (!s->peer_ou || strcmp(s->peer_ou, s->expect_ou) != 0))) {
+    char cn[80], ou[80];
+    mbx_warning("%s presented a certificate for %s (OU %s), not %s (OU %s): closing before "
+                "anything is sent", s->peer_addr,
+                mbx_log_escape(s->peer_cn ? s->peer_cn : "nobody", cn, sizeof(cn)),
+                mbx_log_escape(s->peer_ou ? s->peer_ou : "none", ou, sizeof(ou)),
+                s->expect_cn ? s->expect_cn : "any", s->expect_ou ? s->expect_ou : "any");
+    stream_abort(s, MBX_EPERM);       /* queued frames are still plaintext: dropped */
+    return;
+  }
   uv_timer_stop(&s->timer);
   if (s->opt.idle_timeout_ms) {
     s->last_activity_ms = uv_now(s->loop);
@@ -592,6 +606,7 @@ static int stream_new(uv_loop_t *loop, struct mbx_tls_ctx *ctx,
   s->arg = arg;
   s->opt = *opt;
   s->opt.server_name = NULL;
+  s->opt.expect_peer_cn = s->opt.expect_peer_ou = NULL;   /* copies in s->expect_* */
   if (!s->opt.handshake_timeout_ms)
     s->opt.handshake_timeout_ms = STREAM_HANDSHAKE_MS_DEFAULT;
   s->is_client = client;
@@ -768,7 +783,9 @@ int mbx_stream_connect(uv_loop_t *loop, const char *host, uint16_t port, struct 
   int err = stream_new(loop, ctx, opt, cb, arg, true, &s);
   if (err < 0)
     return err;
-  if (!(s->server_name = strdup(name)))
+  if (!(s->server_name = strdup(name)) ||
+      (opt->expect_peer_cn && !(s->expect_cn = strdup(opt->expect_peer_cn))) ||
+      (opt->expect_peer_ou && !(s->expect_ou = strdup(opt->expect_peer_ou))))
     return stream_discard(s, MBX_ENOMEM);
   snprintf(s->peer_addr, sizeof(s->peer_addr), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
            (unsigned)port);

@@ -37,6 +37,12 @@ struct mbx_stream_options {
   uint32_t idle_timeout_ms;           /* 0 = none: close after this long with no frame */
   size_t max_write_queue_bytes;       /* 0 = unlimited; over it mbx_stream_send fails */
   const char *server_name;            /* client: name/IP to verify (default: host) */
+  /* Client: the server's certificate must carry exactly this subject CN (and OU, if
+   * set), e.g. the node a peer address is meant to reach. Otherwise the stream closes
+   * with MBX_EPERM right after the handshake, before any queued frame is sent, and
+   * logs what the certificate named. Copied; NULL: not checked. */
+  const char *expect_peer_cn;
+  const char *expect_peer_ou;
 };
 
 /* Accepts one pending connection from listener (uv_accept) and starts the server

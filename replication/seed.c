@@ -4,7 +4,8 @@
  * is swapped out, the seed opened and reset, and the sink pulls from the snapshot's
  * last LSN + 1. An interrupted seed deletes the temporary dir; the old copy stays.
  * Serving side: mbx_store_snapshot_fd on a threadpool thread writing into a pipe,
- * which the loop reads and streams as ≤ 1 MiB SeedChunks with backpressure. */
+ * which the loop reads and streams as SeedChunks with backpressure, each at most 1 MiB
+ * and within the receiver's frame limit (SeedReq.max_frame_bytes). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,11 +22,11 @@
 #include "mbx_error.h"
 #include "node.h"
 #include "nodeconf.h"
+#include "parts.h"
 #include "peer.h"
 #include "sink_int.h"
 #include "stream.h"
 
-#define SEED_CHUNK_BYTES (1u << 20)
 #define SEED_SEND_QUEUE_MAX (8u << 20)      /* stop reading the snapshot over this */
 #define SEED_DRAIN_POLL_MS 5
 #define SEED_PROGRESS_US (250 * 1000)
@@ -375,8 +376,13 @@ static void seed_rx_on_close(struct mbx_stream *s, int status, void *arg)
   if (!x)
     return;
   x->stream = NULL;
-  seed_rx_fail(x, MBX_EPEER, "connection to %s lost during the seed (%s)", x->source,
-               mbx_strerror(status ? status : MBX_ECLOSED));
+  if (status == MBX_EPERM)
+    seed_rx_fail(x, MBX_EPERM, "the node at %s is not %s (its certificate names another "
+                 "node): check peer.%s", mbx_peer_addr_or(x->k->node, x->source), x->source,
+                 x->source);
+  else
+    seed_rx_fail(x, MBX_EPEER, "connection to %s lost during the seed (%s)", x->source,
+                 mbx_strerror(status ? status : MBX_ECLOSED));
 }
 
 static const struct mbx_stream_callbacks seed_rx_cb = {
@@ -436,11 +442,15 @@ int mbx_repl_seed_start(struct mbx_repl_sink *k, const char *source_node)
   }
   struct mbx_stream_options opt = n->stream_opt;
   opt.idle_timeout_ms = SEED_IDLE_TIMEOUT_MS;
+  opt.expect_peer_cn = source_node;   /* a snapshot only from the node we mean */
+  opt.expect_peer_ou = "node";
   int rc = mbx_stream_connect(n->loop, host, port, k->tls, &opt, &seed_rx_cb, x, &x->stream);
   if (rc == 0) {
     Mbx__SeedReq q = MBX__SEED_REQ__INIT;
     q.db = k->db->name;
     q.node = (char *)n->conf->node_name;
+    q.has_max_frame_bytes = 1;        /* chunks must fit what this stream accepts */
+    q.max_frame_bytes = opt.max_frame_bytes;
     Mbx__Request rq = MBX__REQUEST__INIT;
     rq.id = x->id = 1;
     rq.body_case = MBX__REQUEST__BODY_SEED;
@@ -483,7 +493,7 @@ struct seed_tx {
   uv_timer_t drain;
   uv_work_t work;
   uint8_t *buf;
-  size_t len;
+  size_t len, chunk;                  /* bytes in buf; a chunk's size (fits the receiver) */
   uint64_t offset, total;
   int snap_rc;
   bool work_done, eof, reading, finished;
@@ -559,7 +569,7 @@ static void seed_tx_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
   (void)suggested;
   struct seed_tx *t = h->data;
-  *b = uv_buf_init((char *)t->buf + t->len, (unsigned)(SEED_CHUNK_BYTES - t->len));
+  *b = uv_buf_init((char *)t->buf + t->len, (unsigned)(t->chunk - t->len));
 }
 
 static void seed_tx_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
@@ -608,7 +618,7 @@ static void seed_tx_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     return;
   }
   t->len += (size_t)nread;
-  if (t->len < SEED_CHUNK_BYTES)
+  if (t->len < t->chunk)
     return;
   if (!seed_tx_conn_open(t) || seed_tx_send_chunk(t) < 0) {
     uv_read_stop(s);
@@ -664,8 +674,10 @@ int mbx_repl_seed_serve(struct mbx_req *r, struct mbx_db *db)
                                  (unsigned long long)rq_records);
     return r->status;
   }
+  const Mbx__SeedReq *q = r->rq->seed;
+  size_t chunk = mbx_repl_batch_budget(q->has_max_frame_bytes ? q->max_frame_bytes : 0);
   struct seed_tx *t = calloc(1, sizeof(*t));
-  uint8_t *buf = malloc(SEED_CHUNK_BYTES);
+  uint8_t *buf = malloc(chunk);
   int fds[2];
   if (!t || !buf || pipe2(fds, O_CLOEXEC) != 0) {
     free(t);
@@ -677,6 +689,7 @@ int mbx_repl_seed_serve(struct mbx_req *r, struct mbx_db *db)
   t->db = db;
   t->store = db->store;
   t->buf = buf;
+  t->chunk = chunk;
   t->wfd = fds[1];
   t->total = mbx_store_file_bytes(db->store);
   /* Read before the snapshot's own read transaction begins: a lower bound of its LSN. */

@@ -4,7 +4,10 @@
  * acknowledges it, then hands the batches received meanwhile to the database's
  * committer as one exclusive job that takes them into the store (and, without lag,
  * replays them), replays a lagged copy's records when their time comes, and
- * reconnects with backoff.
+ * reconnects with backoff. A record too large for one batch arrives in parts and is
+ * reassembled (parts.h) up to repl_record_max_bytes; a larger one stops the copy
+ * (Failed, with the record's size and the limit in the reason) instead of being
+ * pulled again forever.
  *
  * States (mbx_repl_sink_status_name):
  *   Initializing            starting, or connected but no batch yet
@@ -18,7 +21,8 @@
  *                           the pull and named the lsn where the histories split): it
  *                           is reseeded at once, or (auto_reseed_diverged = no) waits
  *                           for an operator's reseed
- *   Failed                  a record failed verification, or a seed failed (reason)
+ *   Failed                  a record failed verification or is larger than this copy
+ *                           accepts, or a seed failed (reason)
  *   FailedAndSuspended      both */
 #include <stdarg.h>
 #include <stdio.h>
@@ -240,6 +244,8 @@ struct sink_rx_job {
   struct sink_rx_job *next;
   struct mbx_repl_sink *k;
   Mbx__Response *resp;                /* owns the records (protobuf-c default allocator)… */
+  uint8_t *whole;                     /* …or one record reassembled from its parts… */
+  int64_t whole_commit_us;            /*    (its commit time on the active, 0: unknown) */
   struct mbx_repl_rxlog_recovered rec; /* …or, at startup, the receive log's leftovers */
   const uint8_t **recs;
   size_t *lens;
@@ -282,8 +288,14 @@ static void sink_fail(struct mbx_repl_sink *k, const char *fmt, ...)
   va_end(ap);
   k->meta.failed = true;
   mbx_error("db %s: copy failed: %s", k->db->name, k->meta.reason);
-  sink_send_ack(k);                   /* tell the active before going quiet */
-  mbx_repl_sink_disconnect(k);
+  if (k->stream && !k->ready) {
+    /* Closing now would drop the ack with the handshake: the active would go on
+     * showing the copy as it last heard of it. Tell it once connected (sink_on_ready). */
+    k->report_failure = true;
+  } else {
+    sink_send_ack(k);                 /* tell the active before going quiet */
+    mbx_repl_sink_disconnect(k);
+  }
   mbx_repl_sink_save_meta(k, NULL, NULL);
 }
 
@@ -311,9 +323,11 @@ static void sink_batch_free(struct sink_rx_job *j)
   }
   if (j->resp)
     mbx__response__free_unpacked(j->resp, NULL);
+  else if (j->whole)
+    free(j->whole);
   else
     mbx_repl_rxlog_recovered_free(&j->rec);
-  if (j->resp) {
+  if (j->resp || j->whole) {
     free(j->recs);
     free(j->lens);
   }
@@ -469,11 +483,12 @@ static void sink_rx_durable(int status, uint64_t last_lsn, int64_t durable_us, u
   }
   /* Commit on the active → durable here; a record the active sent without its
    * commit time (catching up from its log) counts from its record time. */
-  const Mbx__ReplBatch *b = j->resp->repl_batch;
+  const Mbx__ReplBatch *b = j->resp ? j->resp->repl_batch : NULL;
   for (size_t i = 0; i < j->n; i++) {
-    int64_t from = i < b->n_commit_time_us && b->commit_time_us[i] > 0
+    int64_t from = b && i < b->n_commit_time_us && b->commit_time_us[i] > 0
                      ? b->commit_time_us[i]
-                     : rec_time_us(j->recs[i], j->lens[i]);
+                   : !b && j->whole_commit_us > 0 ? j->whole_commit_us
+                                                  : rec_time_us(j->recs[i], j->lens[i]);
     mbx_repl_lat_add(&k->lat, durable_us - from);
   }
   if (j->n)
@@ -680,6 +695,106 @@ static void sink_on_error_resp(struct mbx_repl_sink *k, const Mbx__Error *e)
   mbx_repl_sink_disconnect(k);
 }
 
+/* Gives up the pull connection for now (the reason shows in the status) and tries
+ * again after the backoff. */
+static void sink_drop_pull(struct mbx_repl_sink *k, const char *why)
+{
+  snprintf(k->reason, sizeof(k->reason), "%s", why);
+  mbx_warning("db %s: %s; reconnecting", k->db->name, why);
+  mbx_repl_sink_disconnect(k);
+  sink_schedule_retry(k);
+}
+
+static struct sink_rx_job *sink_rx_job_new(struct mbx_repl_sink *k, size_t n)
+{
+  struct sink_rx_job *j = calloc(1, sizeof(*j));
+  if (j) {
+    j->recs = malloc(n * sizeof(*j->recs));
+    j->lens = malloc(n * sizeof(*j->lens));
+  }
+  if (!j || !j->recs || !j->lens) {
+    if (j) {
+      free(j->recs);
+      free(j->lens);
+    }
+    free(j);
+    return NULL;
+  }
+  j->k = k;
+  j->n = n;
+  return j;
+}
+
+/* Queues a received batch (its records, resp or whole set) for the receive log; on
+ * failure frees it and drops the pull. */
+static void sink_rx_submit(struct mbx_repl_sink *k, struct sink_rx_job *j)
+{
+  int rc = mbx_repl_rxlog_append(k->rx, j->recs, j->lens, j->n, sink_rx_durable, j);
+  if (rc < 0) {
+    if (j->resp)
+      mbx__response__free_unpacked(j->resp, NULL);
+    free(j->whole);
+    free(j->recs);
+    free(j->lens);
+    free(j);
+    char why[128];
+    snprintf(why, sizeof(why), "cannot queue received records: %s", mbx_strerror(rc));
+    sink_drop_pull(k, why);
+    return;
+  }
+  k->jobs++;
+  k->queued_bytes += j->bytes;
+  if (!k->paused && k->queued_bytes > SINK_QUEUE_PAUSE_BYTES) {
+    k->paused = true;
+    mbx_stream_pause(k->stream, true);
+  }
+}
+
+/* One part of a record too large for a batch; the last one hands the whole record to
+ * the receive log like a batch of one. */
+static void sink_on_part(struct mbx_repl_sink *k, Mbx__Response *resp)
+{
+  const Mbx__ReplBatch *b = resp->repl_batch;
+  const Mbx__ReplRecordPart *p = b->part;
+  uint64_t cap = k->node->conf->repl_record_max_bytes, lsn = p->lsn, total = p->total_bytes;
+  int64_t commit_us = p->has_commit_time_us ? p->commit_time_us : 0;
+  uint8_t *rec = NULL;
+  size_t len = 0;
+  int rc = b->n_records ? MBX_EPROTO : mbx_repl_part_add(&k->part, p, cap, &rec, &len);
+  mbx__response__free_unpacked(resp, NULL);
+  if (rc == 0)
+    return;
+  if (rc == MBX_ELIMIT) {
+    if (!k->meta.failed)
+      sink_fail(k, "record %llu is %llu bytes, more than this copy accepts "
+                   "(repl_record_max_bytes = %llu on %s); raise it, restart the node and "
+                   "resume the copy",
+                (unsigned long long)lsn, (unsigned long long)total, (unsigned long long)cap,
+                sink_me(k));
+    return;
+  }
+  if (rc < 0) {
+    char why[200];
+    snprintf(why, sizeof(why), "%s sent a part of record %llu that does not fit what came "
+             "before (%s)", k->meta.active_node, (unsigned long long)lsn,
+             rc == MBX_EPROTO ? "out of order" : mbx_strerror(rc));
+    sink_drop_pull(k, why);
+    return;
+  }
+  struct sink_rx_job *j = sink_rx_job_new(k, 1);
+  if (!j) {
+    free(rec);
+    sink_drop_pull(k, "out of memory receiving a record");
+    return;
+  }
+  j->whole = rec;
+  j->whole_commit_us = commit_us;
+  j->recs[0] = rec;
+  j->lens[0] = len;
+  j->bytes = len;
+  sink_rx_submit(k, j);
+}
+
 static void sink_on_batch(struct mbx_repl_sink *k, Mbx__Response *resp, size_t frame_len)
 {
   Mbx__ReplBatch *b = resp->repl_batch;
@@ -694,56 +809,47 @@ static void sink_on_batch(struct mbx_repl_sink *k, Mbx__Response *resp, size_t f
     mbx_info("db %s: pulling from %s (active last lsn %llu)", k->db->name, k->meta.active_node,
              (unsigned long long)k->active_last_lsn);
   }
+  if (b->part && !k->meta.failed) {
+    sink_on_part(k, resp);
+    return;
+  }
   if (b->n_records == 0 || k->meta.failed) {
     mbx__response__free_unpacked(resp, NULL);
     if (k->jobs == 0)
       sink_send_ack(k);               /* answers the heartbeat: the active sees us alive */
     return;
   }
-  struct sink_rx_job *j = calloc(1, sizeof(*j));
-  if (j) {
-    j->recs = malloc(b->n_records * sizeof(*j->recs));
-    j->lens = malloc(b->n_records * sizeof(*j->lens));
-  }
-  if (!j || !j->recs || !j->lens) {
-    if (j) {
-      free(j->recs);
-      free(j->lens);
-    }
-    free(j);
+  struct sink_rx_job *j = sink_rx_job_new(k, b->n_records);
+  if (!j) {
     mbx__response__free_unpacked(resp, NULL);
-    snprintf(k->reason, sizeof(k->reason), "out of memory receiving a batch");
-    mbx_repl_sink_disconnect(k);
-    sink_schedule_retry(k);
+    sink_drop_pull(k, "out of memory receiving a batch");
     return;
   }
-  j->k = k;
   j->resp = resp;
-  j->n = b->n_records;
   j->bytes = frame_len;
   for (size_t i = 0; i < b->n_records; i++) {
     j->recs[i] = b->records[i].data;
     j->lens[i] = b->records[i].len;
   }
-  int rc = mbx_repl_rxlog_append(k->rx, j->recs, j->lens, j->n, sink_rx_durable, j);
-  if (rc < 0) {
-    mbx__response__free_unpacked(resp, NULL);
-    free(j->recs);
-    free(j->lens);
-    free(j);
-    snprintf(k->reason, sizeof(k->reason), "cannot queue received records: %s",
-             mbx_strerror(rc));
-    mbx_warning("db %s: %s; reconnecting", k->db->name, k->reason);
-    mbx_repl_sink_disconnect(k);
-    sink_schedule_retry(k);
+  sink_rx_submit(k, j);
+}
+
+static void sink_on_ready(struct mbx_stream *s, void *arg)
+{
+  struct mbx_repl_sink *k = arg;
+  if (!k || k->stream != s)
     return;
-  }
-  k->jobs++;
-  k->queued_bytes += frame_len;
-  if (!k->paused && k->queued_bytes > SINK_QUEUE_PAUSE_BYTES) {
-    k->paused = true;
-    mbx_stream_pause(k->stream, true);
-  }
+  k->ready = true;
+  if (!k->report_failure)
+    return;
+  /* The copy failed while this connection was being made: say so, then go quiet (or,
+   * resumed meanwhile, start again with a fresh pull). */
+  k->report_failure = false;
+  if (k->meta.failed)
+    sink_send_ack(k);
+  mbx_repl_sink_disconnect(k);
+  if (!k->meta.failed)
+    mbx_repl_sink_kick(k);
 }
 
 static void sink_on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, void *arg)
@@ -784,7 +890,13 @@ static void sink_on_close(struct mbx_stream *s, int status, void *arg)
   (void)s;
   k->stream = NULL;
   k->paused = false;
-  if (status < 0 && !k->reason[0])
+  k->ready = k->report_failure = false;
+  mbx_repl_part_reset(&k->part);      /* a new pull sends the record again from its start */
+  if (status == MBX_EPERM)
+    snprintf(k->reason, sizeof(k->reason), "the node at %s is not %s (its certificate names "
+             "another node): check peer.%s", mbx_peer_addr_or(k->node, k->meta.active_node),
+             k->meta.active_node, k->meta.active_node);
+  else if (status < 0 && !k->reason[0])
     snprintf(k->reason, sizeof(k->reason), "connection to %s lost: %s", k->meta.active_node,
              mbx_strerror(status));
   if (k->got_batch)
@@ -794,8 +906,24 @@ static void sink_on_close(struct mbx_stream *s, int status, void *arg)
   sink_schedule_retry(k);
 }
 
+/* A frame over this node's max_frame_bytes: an active that ships a record whole. Say
+ * so: the copy cannot take it until one of the two changes. */
+static void sink_on_frame_error(struct mbx_stream *s, int err, void *arg)
+{
+  (void)s;
+  struct mbx_repl_sink *k = arg;
+  if (!k)
+    return;
+  snprintf(k->reason, sizeof(k->reason), "%s sent a frame over this node's max_frame_bytes "
+           "(%llu): %s", k->meta.active_node,
+           (unsigned long long)k->node->conf->max_frame_bytes, mbx_strerror(err));
+  mbx_error("db %s: %s", k->db->name, k->reason);
+}
+
 static const struct mbx_stream_callbacks sink_stream_cb = {
+  .on_ready = sink_on_ready,
   .on_frame = sink_on_frame,
+  .on_frame_error = sink_on_frame_error,
   .on_close = sink_on_close,
 };
 
@@ -807,6 +935,8 @@ void mbx_repl_sink_disconnect(struct mbx_repl_sink *k)
   k->stream = NULL;
   k->got_batch = false;
   k->paused = false;
+  k->ready = k->report_failure = false;
+  mbx_repl_part_reset(&k->part);
   mbx_stream_set_arg(s, NULL);        /* its on_close must not touch k */
   mbx_stream_close(s, 0);
 }
@@ -825,6 +955,8 @@ static int sink_connect(struct mbx_repl_sink *k)
   struct mbx_stream_options opt = n->stream_opt;
   opt.idle_timeout_ms = SINK_IDLE_TIMEOUT_MS;
   opt.server_name = NULL;
+  opt.expect_peer_cn = k->meta.active_node;   /* records only from the node we mean */
+  opt.expect_peer_ou = "node";
   int rc = mbx_stream_connect(n->loop, host, port, k->tls, &opt, &sink_stream_cb, k, &k->stream);
   if (rc < 0) {
     snprintf(k->reason, sizeof(k->reason), "cannot connect to %s (%s): %s", k->meta.active_node,
@@ -857,6 +989,8 @@ static int sink_connect(struct mbx_repl_sink *k)
     p.probe_lsn = probe_lsn;
     p.probe_crc = probe_crc;
   }
+  p.has_max_frame_bytes = 1;          /* the active keeps every frame within it */
+  p.max_frame_bytes = opt.max_frame_bytes;
   Mbx__Request rq = MBX__REQUEST__INIT;
   rq.id = k->pull_id = k->pull_id + 1;
   rq.body_case = MBX__REQUEST__BODY_REPL_PULL;
@@ -960,6 +1094,7 @@ void mbx_repl_sink_maybe_free(struct mbx_repl_sink *k)
     return;
   if (k->tls)
     mbx_tls_ctx_free(&k->tls);
+  mbx_repl_part_reset(&k->part);
   free(k);
 }
 

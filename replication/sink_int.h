@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "parts.h"
 #include "repl.h"
 #include "store.h"
 
@@ -45,12 +46,15 @@ struct mbx_repl_sink {
   /* pull connection */
   struct mbx_stream *stream;          /* NULL while disconnected */
   uint64_t pull_id;
+  bool ready;                         /* its TLS handshake is done: what is sent now goes out */
+  bool report_failure;                /* failed before it was ready: ack once it is, then close */
   bool got_batch;                     /* a batch or heartbeat arrived on this connection */
   bool was_healthy;                   /* ever got a batch: a disconnect is DisconnectedAndHealthy */
   bool just_seeded;                   /* no batch yet since a seed was installed */
   bool want_connect;                  /* connect once the jobs in flight are done */
   uint32_t backoff_ms;
   uint64_t active_last_lsn;
+  struct mbx_repl_part_rx part;       /* a record arriving in parts (dropped on disconnect) */
   int64_t last_contact_us;
   char reason[256];                   /* last transient problem (disconnect, refusal) */
   /* receive log (rxlog.c): batches are durable there before they are acknowledged */

@@ -2,6 +2,9 @@
  * subscriptions fed from the store's log in short read transactions, pushed on each
  * commit, heartbeats when idle, backpressure by write-queue size, the copies' acked
  * positions, the log truncation floor and the copy status as the active sees it.
+ * Every frame fits the pulling copy's frame limit, whatever the records' size: a
+ * batch holds records up to a byte budget (parts.h), and a record larger than the
+ * budget goes alone, in parts, each read again in its own short read transaction.
  * Loop thread only. */
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +14,9 @@
 #include "log.h"
 #include "mbx_error.h"
 #include "node.h"
+#include "parts.h"
 #include "repl.h"
 
-#define SRC_BATCH_BYTES_MAX (1024 * 1024)  /* one ReplBatch carries at most this much */
 #define SRC_BATCH_RECORDS_MAX 4096
 #define SRC_MARKS 512                   /* commit times remembered (~ the last second) */
 #define SRC_COPIES_MAX 64
@@ -41,6 +44,8 @@ struct src_sub {
   struct mbx_req *r;
   char node[MBX_NODECONF_NAME_MAX + 1];
   uint64_t next_lsn;                  /* next record to send */
+  uint64_t part_off;                  /* > 0: next_lsn is being sent in parts, this much sent */
+  size_t budget;                      /* bytes of records (or of a part) per batch */
   uint64_t last_send_mono_us;
 };
 
@@ -129,10 +134,13 @@ static void src_sub_end(struct mbx_repl_source *s, struct src_sub *sub, int stat
   free(sub);
 }
 
-static int src_send_batch(struct mbx_repl_source *s, struct src_sub *sub, size_t n)
+/* Sends the n records in s->recs (or one part, or nothing: a heartbeat). */
+static int src_send_batch(struct mbx_repl_source *s, struct src_sub *sub, size_t n,
+                          Mbx__ReplRecordPart *part)
 {
   Mbx__ReplBatch b = MBX__REPL_BATCH__INIT;
   Mbx__Response resp = MBX__RESPONSE__INIT;
+  b.part = part;
   b.n_records = n;
   b.records = s->recs;
   b.n_commit_time_us = n;
@@ -149,6 +157,38 @@ static int src_send_batch(struct mbx_repl_source *s, struct src_sub *sub, size_t
   if (rc == 0)
     sub->last_send_mono_us = mbx_mono_us();
   return rc;
+}
+
+/* Sends the next part of record rec (len bytes, at sub->next_lsn): at most one budget
+ * of it, from where the last part ended; the last part moves on to the next record. */
+static int src_send_part(struct mbx_repl_source *s, struct src_sub *sub, const uint8_t *rec,
+                         size_t len)
+{
+  Mbx__ReplRecordPart p = MBX__REPL_RECORD_PART__INIT;
+  size_t off = (size_t)sub->part_off, chunk = len - off;
+  if (chunk > sub->budget)
+    chunk = sub->budget;
+  bool last = off + chunk == len;
+  p.lsn = sub->next_lsn;
+  p.total_bytes = len;
+  p.offset = off;
+  p.data.data = (uint8_t *)rec + off;
+  p.data.len = chunk;
+  p.has_commit_time_us = last;
+  p.commit_time_us = last ? src_commit_time(s, sub->next_lsn) : 0;
+  if (off == 0)
+    mbx_debug("db %s: record %llu (%zu bytes) goes to %s in parts of up to %zu bytes",
+              s->db->name, (unsigned long long)sub->next_lsn, len, sub->node, sub->budget);
+  int rc = src_send_batch(s, sub, 0, &p);
+  if (rc < 0)
+    return rc;
+  if (last) {
+    sub->next_lsn++;
+    sub->part_off = 0;
+  } else {
+    sub->part_off += chunk;
+  }
+  return 0;
 }
 
 static bool src_sub_full(const struct mbx_repl_source *s, const struct src_sub *sub)
@@ -182,26 +222,31 @@ static int src_sub_pump(struct mbx_repl_source *s, struct src_sub *sub, char *ms
                sub->node);
       return MBX_ENEEDSEED;
     }
-    size_t n = 0, bytes = 0;
-    while (n < SRC_BATCH_RECORDS_MAX) {
-      const uint8_t *rec;
-      size_t len;
-      if (mbx_store_read_log(t, sub->next_lsn + n, &rec, &len) < 0)
-        break;
-      if (n > 0 && bytes + len > SRC_BATCH_BYTES_MAX)
-        break;
-      s->recs[n].data = (uint8_t *)rec;
-      s->recs[n].len = len;
-      bytes += len;
-      n++;
-    }
-    if (n == 0) {
+    const uint8_t *rec;
+    size_t len;
+    if (mbx_store_read_log(t, sub->next_lsn, &rec, &len) < 0 || sub->part_off >= len) {
       mbx_store_rtxn_end(&t);
       snprintf(msg, msgsz, "database %s: record %llu cannot be read from the log", s->db->name,
                (unsigned long long)sub->next_lsn);
       return MBX_ECORRUPT;
     }
-    rc = src_send_batch(s, sub, n);   /* packed (copied) before the txn ends */
+    if (sub->part_off || len + MBX_REPL_RECORD_OVERHEAD > sub->budget) {
+      rc = src_send_part(s, sub, rec, len);   /* packed (copied) before the txn ends */
+      mbx_store_rtxn_end(&t);
+      if (rc < 0)
+        return MBX_ECLOSED;
+      continue;
+    }
+    size_t n = 0, bytes = 0;
+    do {
+      s->recs[n].data = (uint8_t *)rec;
+      s->recs[n].len = len;
+      bytes += len + MBX_REPL_RECORD_OVERHEAD;
+      n++;
+    } while (n < SRC_BATCH_RECORDS_MAX &&
+             mbx_store_read_log(t, sub->next_lsn + n, &rec, &len) == 0 &&
+             bytes + len + MBX_REPL_RECORD_OVERHEAD <= sub->budget);
+    rc = src_send_batch(s, sub, n, NULL);   /* packed (copied) before the txn ends */
     mbx_store_rtxn_end(&t);
     if (rc < 0)
       return MBX_ECLOSED;
@@ -285,7 +330,7 @@ static void src_heartbeats(struct mbx_repl_source *s)
       continue;
     }
     if (now - sub->last_send_mono_us >= src_heartbeat_us(s) && !src_sub_full(s, sub) &&
-        src_send_batch(s, sub, 0) < 0)
+        src_send_batch(s, sub, 0, NULL) < 0)
       src_sub_end(s, sub, 0, NULL);
   }
 }
@@ -536,14 +581,15 @@ int mbx_repl_source_pull(struct mbx_req *r)
   sub->r = r;
   snprintf(sub->node, sizeof(sub->node), "%s", q->node);
   sub->next_lsn = q->from_lsn;
+  sub->budget = mbx_repl_batch_budget(q->has_max_frame_bytes ? q->max_frame_bytes : 0);
   sub->last_send_mono_us = mbx_mono_us();
   sub->next = s->subs;
   s->subs = sub;
   c->heard = true;
   c->received_lsn = q->from_lsn - 1;
   src_touch(c);
-  mbx_info("db %s: %s pulls from lsn %llu (last %llu)", db->name, q->node,
-           (unsigned long long)q->from_lsn, (unsigned long long)last);
+  mbx_info("db %s: %s pulls from lsn %llu (last %llu; batches of up to %zu bytes)", db->name,
+           q->node, (unsigned long long)q->from_lsn, (unsigned long long)last, sub->budget);
   char msg[512] = "";
   int rc = src_sub_pump(s, sub, msg, sizeof(msg));
   if (rc < 0) {

@@ -29,6 +29,7 @@ struct mbx_committer {
   uv_loop_t *loop;
   struct mbx_store *store;
   uint32_t batch_max, queue_max;
+  uint64_t batch_bytes;
   uv_async_t async;                   /* writer → loop: completions are ready */
   pthread_t thread;
   pthread_mutex_t mu;
@@ -68,13 +69,27 @@ static void jobs_append(struct job_list *l, struct job_list *more)
 
 /* ---- writer thread -------------------------------------------------------- */
 
-/* Runs one batch in one write transaction and fills in every job's outcome. */
-static void commit_batch(struct mbx_committer *c, struct job_list *batch, uint32_t n)
+/* Runs one batch in one write transaction and fills in every job's outcome. Once the
+ * log record passes batch_bytes the batch takes no more: the jobs not run are moved to
+ * *rest (in order) for the caller to queue again. Returns the number of jobs run. */
+static uint32_t commit_batch(struct mbx_committer *c, struct job_list *batch, uint32_t n,
+                             struct job_list *rest)
 {
   struct mbx_wtxn *w = NULL;
   uint64_t lsn = 0;
+  uint32_t ran = n;
+  size_t log_bytes = 0;
   int rc = mbx_store_wtxn_begin(c->store, &w);
-  for (struct commit_job *j = batch->head; j && rc == 0; j = j->next) {
+  for (struct commit_job *j = batch->head, *prev = NULL; j && rc == 0; prev = j, j = j->next) {
+    if (prev && (log_bytes = mbx_store_wtxn_log_bytes(w)) >= c->batch_bytes) {
+      rest->head = j;                 /* bytes bound reached: the rest waits */
+      rest->tail = batch->tail;
+      prev->next = NULL;
+      batch->tail = prev;
+      for (ran = 0, j = batch->head; j; j = j->next)
+        ran++;
+      break;
+    }
     j->status = mbx_store_unit_begin(w);
     if (j->status == 0) {
       j->status = j->run(w, j->arg);
@@ -99,16 +114,21 @@ static void commit_batch(struct mbx_committer *c, struct job_list *batch, uint32
   }
   pthread_mutex_lock(&c->mu);
   c->batches++;
-  c->jobs += n;
+  c->jobs += ran;
   if (rc < 0)
     c->failed_commits++;
   pthread_mutex_unlock(&c->mu);
   if (rc < 0)
     mbx_error("db %s: commit of %u requests failed: %s; all refused", mbx_store_name(c->store),
-              n, mbx_strerror(rc));
+              ran, mbx_strerror(rc));
+  else if (ran < n)
+    mbx_debug("db %s: committed %u requests, lsn %llu (%zu bytes of log: %u requests wait "
+              "for the next batch)", mbx_store_name(c->store), ran, (unsigned long long)lsn,
+              log_bytes, n - ran);
   else
     mbx_debug("db %s: committed %u requests, lsn %llu", mbx_store_name(c->store), n,
               (unsigned long long)lsn);
+  return ran;
 }
 
 static void *commit_thread(void *p)
@@ -136,13 +156,22 @@ static void *commit_thread(void *p)
     }
     c->n_pending -= n;
     pthread_mutex_unlock(&c->mu);
+    struct job_list rest = {0};
     if (exclusive) {
       batch.head->status = batch.head->exclusive(c->store, batch.head->arg);
       batch.head->lsn = 0;
     } else {
-      commit_batch(c, &batch, n);
+      n -= commit_batch(c, &batch, n, &rest);
     }
     pthread_mutex_lock(&c->mu);
+    if (rest.head) {
+      /* Nothing else takes from pending: the rest is still first in line. */
+      rest.tail->next = c->pending.head;
+      c->pending.head = rest.head;
+      if (!c->pending.tail)
+        c->pending.tail = rest.tail;
+      c->n_pending += n;
+    }
     jobs_append(&c->completed, &batch);
     pthread_mutex_unlock(&c->mu);
     uv_async_send(&c->async);
@@ -215,6 +244,7 @@ int mbx_committer_start(uv_loop_t *loop, struct mbx_store *store,
   c->store = store;
   c->batch_max = opt && opt->batch_max ? opt->batch_max : 1024;
   c->queue_max = opt && opt->queue_max ? opt->queue_max : 65536;
+  c->batch_bytes = opt && opt->batch_bytes ? opt->batch_bytes : 16u << 20;
   pthread_mutex_init(&c->mu, NULL);
   pthread_cond_init(&c->cond, NULL);
   if (uv_async_init(loop, &c->async, commit_on_async) != 0) {

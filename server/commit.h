@@ -1,6 +1,10 @@
 /* commit.h — mbx_committer_*: group commit. One writer thread per database batches
  * the write requests queued while the previous batch was being made durable into one
  * LMDB write transaction, so a burst of writes costs one fsync, not one each.
+ * A batch is bounded by count (batch_max) and by the bytes of its log record
+ * (batch_bytes): once the record passes the byte bound, the jobs not yet run wait
+ * for the next batch, in order, so large messages make several records of about the
+ * bound each (or one each when larger) instead of one giant record.
  *
  * Thread rules: start, submit, stop and the done callbacks are on the loop thread;
  * run callbacks are on the writer thread (they may use the store's write functions
@@ -18,6 +22,8 @@ struct mbx_committer;
 struct mbx_committer_options {
   uint32_t batch_max;                 /* jobs per write transaction; 0 = 1024 */
   uint32_t queue_max;                 /* queued jobs before submit says MBX_EBUSY; 0 = 65536 */
+  uint64_t batch_bytes;               /* a batch takes no more jobs once its log record
+                                         holds this many bytes; 0 = 16 MiB */
 };
 
 /* Writer thread, inside a unit: returns 0 to keep the unit's changes, < 0 to roll

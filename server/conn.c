@@ -88,10 +88,27 @@ int mbx_req_fail(struct mbx_req *r, int code, const char *fmt, ...)
   return code;
 }
 
+int mbx_req_check_node(struct mbx_req *r, const char *from, const char *what)
+{
+  struct mbx_conn *c = r->conn;
+  if (c->cert_node[0] && from && strcmp(from, c->cert_node) == 0)
+    return 0;
+  char claimed[80];
+  const char *cert = c->cert_node[0] ? c->cert_node : "no node";
+  mbx_log_escape(from ? from : "", claimed, sizeof(claimed));
+  mbx_warning("client %s: %s refused: it speaks for node %s, but the client certificate "
+              "names %s; closing the connection", c->peer, what, claimed, cert);
+  r->close_after = true;
+  return mbx_req_fail(r, MBX_EPERM, "%s refused: it speaks for node %s, but the client "
+                      "certificate names %s (a node acts only in its own name)", what, claimed,
+                      cert);
+}
+
 void mbx_req_finish(struct mbx_req *r)
 {
   struct mbx_conn *c = r->conn;
-  if (c->stream && !c->closing && r->rq->id != 0) {   /* id 0: no response (acks) */
+  /* id 0: no response (acks), unless the connection is closed for it */
+  if (c->stream && !c->closing && (r->rq->id != 0 || r->close_after)) {
     r->resp.id = r->rq->id;
     Mbx__Error e = MBX__ERROR__INIT;
     if (r->status < 0) {
@@ -114,6 +131,8 @@ void mbx_req_finish(struct mbx_req *r)
       mbx_conn_close(c, rc);
     }
   }
+  if (r->close_after && c->stream)
+    mbx_conn_close(c, r->status < 0 ? r->status : MBX_EPERM);   /* the answer is flushed */
   if (r->rtxn)
     mbx_store_rtxn_end(&r->rtxn);
   if (r->creating)
@@ -158,6 +177,15 @@ static void conn_on_ready(struct mbx_stream *s, void *arg)
   } else if (ou && strcmp(ou, "node") == 0) {
     c->has_role = true;               /* another mbxd: replication and forwarded admin */
     c->role = MBX__ROLE__ROLE_NODE;
+    const char *cn = mbx_stream_peer_cn(s);
+    if (cn && mbx_nodeconf_name_ok(cn)) {
+      snprintf(c->cert_node, sizeof(c->cert_node), "%s", cn);
+    } else {
+      char esc[80];
+      mbx_warning("client %s: node certificate with CN %s, not a node name: it may forward "
+                  "admin requests but never acts as a node", c->peer,
+                  mbx_log_escape(cn ? cn : "(none)", esc, sizeof(esc)));
+    }
   }
   mbx_debug("client %s: connected (role %s%s%s)", c->peer, conn_role_name(c),
             mbx_stream_peer_cn(s) ? ", certificate " : "",

@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "client.pb-c.h"
 #include "node.h"
+#include "nodeconf.h"
 
 #define MBX_CONN_INFLIGHT_MAX 1024    /* beyond it, stop reading until half are done */
 
@@ -21,6 +22,9 @@ struct mbx_conn {
   /* session */
   bool has_role;
   Mbx__Role role;
+  /* ROLE_NODE: the node its certificate names (subject CN, a valid node name); every
+   * node-to-node request that speaks for a node must name this one. "" if none. */
+  char cert_node[MBX_NODECONF_NAME_MAX + 1];
   struct mbx_db *db;                  /* ROLE_USER: the mailbox's database */
   uint64_t mailbox_id;
   char address[256];
@@ -44,6 +48,7 @@ struct mbx_req {
   const char *redirect;               /* ENOTACTIVE: "HOST:PORT" of the active copy's node */
   const char *active_node;            /* ENOTACTIVE: its node name (for other nodes' sinks) */
   uint64_t error_lsn;                 /* EDIVERGED: where the histories split (Error.lsn) */
+  bool close_after;                   /* answer (even an id-0 request), then close */
   struct mbx_rtxn *rtxn;              /* open until the response is packed (borrowed bodies) */
   /* session snapshot taken when the request arrived */
   struct mbx_db *db;
@@ -99,6 +104,13 @@ void mbx_conn_pause(struct mbx_conn *c, bool pause);
  * r's arena); returns code, so handlers can `return mbx_req_fail(r, ...)`. */
 int mbx_req_fail(struct mbx_req *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A node-to-node request (what: "pull", "acknowledgement", …) must come from node
+ * `from`: the node the client certificate names. 0 if it does; otherwise r fails with
+ * MBX_EPERM and a message naming both, a warning is logged, and the connection is
+ * closed once the answer is sent (an id-0 request too gets that answer, id 0).
+ * Returns 0 or MBX_EPERM. */
+int mbx_req_check_node(struct mbx_req *r, const char *from, const char *what);
 
 /* Sends r's response (or its error) if the connection is still open, then frees r.
  * An error answer carries r->redirect (ENOTACTIVE: the active's HOST:PORT) if set. */

@@ -28,7 +28,8 @@ struct mbx_repl_sink;
 /* The states of a copy. Writes are acknowledged in ACTIVE alone. */
 enum mbx_db_state {
   MBX_DB_CREATING = 0, /* name reserved, store being created (db create, copy add) */
-  MBX_DB_MOUNTING,     /* store open, committer up, role being decided */
+  MBX_DB_MOUNTING,     /* store open, committer up, role being decided (an active asks
+                       * the other copies first: db_probe.c) */
   MBX_DB_ACTIVE,       /* acknowledges writes in its epoch; serves the passives */
   MBX_DB_DRAINING,     /* was active: takes no new writes; what it committed still ships */
   MBX_DB_PASSIVE,      /* follows the active: pulls, receives, replays */

@@ -1279,6 +1279,24 @@ static int h_admin(struct mbx_req *r)
 
 /* ---- dispatch -------------------------------------------------------------------------- */
 
+/* The node-to-node requests that speak for a node — a pull and an acknowledgement
+ * (for the copy that sends them: they move what the active keeps of its log), a
+ * seed request (for the copy to be seeded), a copy-host request (from the active) —
+ * are taken only in the name the client certificate gives. */
+static int handler_node_name_check(struct mbx_req *r)
+{
+  const Mbx__Request *q = r->rq;
+  switch (q->body_case) {
+  case MBX__REQUEST__BODY_REPL_PULL: return mbx_req_check_node(r, q->repl_pull->node, "pull");
+  case MBX__REQUEST__BODY_REPL_ACK:
+    return mbx_req_check_node(r, q->repl_ack->node, "acknowledgement");
+  case MBX__REQUEST__BODY_SEED: return mbx_req_check_node(r, q->seed->node, "seed request");
+  case MBX__REQUEST__BODY_COPY_HOST:
+    return mbx_req_check_node(r, q->copy_host->active_node, "copy host request (from the active)");
+  default: return 0;
+  }
+}
+
 static int handler_run(struct mbx_req *r)
 {
   struct mbx_conn *c = r->conn;
@@ -1331,14 +1349,16 @@ static int handler_run(struct mbx_req *r)
     return mbx_handler_move(r);
   case MBX__REQUEST__BODY_COPY_HOST:
   case MBX__REQUEST__BODY_SEED:
-    if (!conn_is(c, MBX__ROLE__ROLE_NODE))
-      return req_fail(r, MBX_EPERM, "only another node (certificate with OU=node) may send this");
-    return mbx_handler_copy(r);
   case MBX__REQUEST__BODY_REPL_PULL:
   case MBX__REQUEST__BODY_REPL_ACK:
     if (!conn_is(c, MBX__ROLE__ROLE_NODE))
       return req_fail(r, MBX_EPERM, "only another node (certificate with OU=node) may send this");
-    return mbx_handler_repl(r);
+    if (handler_node_name_check(r) < 0)
+      return r->status;
+    return r->rq->body_case == MBX__REQUEST__BODY_COPY_HOST ||
+               r->rq->body_case == MBX__REQUEST__BODY_SEED
+             ? mbx_handler_copy(r)
+             : mbx_handler_repl(r);
   default:
     if (!conn_is(c, MBX__ROLE__ROLE_USER))
       return req_fail(r, MBX_ENOTAUTH, "log in first");

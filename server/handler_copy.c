@@ -401,8 +401,12 @@ static int h_copy_remove(struct mbx_req *r)
   struct mbx_db *db = ready_db(r, q->db);
   if (!db)
     return r->status;
-  if (from_node(r) && is_me(r, q->node) && !mbx_db_is_active(db))
-    return copy_drop_local(r, db);    /* told by the active */
+  if (from_node(r) && is_me(r, q->node) && !mbx_db_is_active(db)) {
+    /* Only the active's node, which has dropped the copy from the layout, tells it. */
+    if (mbx_req_check_node(r, active_node_of(r, db), "removal of this copy (from the active)") < 0)
+      return r->status;
+    return copy_drop_local(r, db);
+  }
   int rc = to_active(r, db);
   if (rc != 0)
     return rc;

@@ -292,6 +292,7 @@ int mbx_node_start(uv_loop_t *loop, const struct mbx_nodeconf *conf, struct mbx_
   n->store_opt.idem_keep_s = conf->idempotency_keep_s;
   n->commit_opt.batch_max = (uint32_t)conf->commit_batch_max;
   n->commit_opt.queue_max = (uint32_t)conf->commit_queue_max;
+  n->commit_opt.batch_bytes = conf->commit_batch_bytes;
   snprintf(n->db_dir, sizeof(n->db_dir), "%s/db", conf->data_dir);
 
   const char *why = NULL;

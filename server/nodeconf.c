@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "logrec.h"
 #include "mbx_error.h"
 #include "nodeconf.h"
 
@@ -20,8 +21,8 @@ static const char *const nodeconf_keys[] = {
   "operator_password_hash", "transport_password_hash", "max_message_bytes",
   "max_frame_bytes", "max_connections", "handshake_timeout_ms", "idle_timeout_s",
   "db_map_size", "log_retain_bytes", "default_quota_warn", "default_quota_prohibit",
-  "commit_batch_max", "commit_queue_max", "log_level", "repl_heartbeat_ms",
-  "repl_send_queue_max", "idempotency_keep_s", "notify_coalesce_ms",
+  "commit_batch_max", "commit_batch_bytes", "commit_queue_max", "log_level", "repl_heartbeat_ms",
+  "repl_send_queue_max", "repl_record_max_bytes", "idempotency_keep_s", "notify_coalesce_ms",
   "max_subscriptions_per_conn", "auto_reseed_diverged", "peer.*", NULL,
 };
 
@@ -65,7 +66,7 @@ int mbx_nodeconf_parse_listen(const char *s, char *host_r, size_t host_size, uin
   return 0;
 }
 
-static int nodeconf_name_ok(const char *s)
+int mbx_nodeconf_name_ok(const char *s)
 {
   size_t n = strlen(s);
   if (n < 1 || n > MBX_NODECONF_NAME_MAX)
@@ -107,7 +108,7 @@ static int nodeconf_strings(struct mbx_config *c, struct mbx_nodeconf *n)
   int rc;
   if ((rc = mbx_config_str(c, "node_name", MBX_CONFIG_REQUIRED, NULL, &v)) < 0)
     return rc;
-  if (!nodeconf_name_ok(v))
+  if (!mbx_nodeconf_name_ok(v))
     return mbx_config_fail(c, "node_name", "'%s' must be 1-63 of a-z, 0-9 and '-'", v);
   snprintf(n->node_name, sizeof(n->node_name), "%s", v);
   if ((rc = mbx_config_str(c, "listen", MBX_CONFIG_REQUIRED, NULL, &v)) < 0)
@@ -164,6 +165,8 @@ static int nodeconf_numbers(struct mbx_config *c, struct mbx_nodeconf *n)
                             &n->default_quota_prohibit)) < 0 ||
       (rc = mbx_config_u64(c, "commit_batch_max", 0, 1024, 1, 1000000,
                            &n->commit_batch_max)) < 0 ||
+      (rc = mbx_config_size(c, "commit_batch_bytes", 0, 16 * MiB, 64 * 1024, 1 * GiB,
+                            &n->commit_batch_bytes)) < 0 ||
       (rc = mbx_config_u64(c, "commit_queue_max", 0, 65536, 1, 10000000,
                            &n->commit_queue_max)) < 0 ||
       (rc = mbx_config_u64(c, "idempotency_keep_s", 0, 604800, 60, 31536000,
@@ -182,7 +185,7 @@ static int nodeconf_peers(struct mbx_config *c, struct mbx_nodeconf *n)
   const char *key, *v;
   while (mbx_config_next(c, "peer.", &pos, &key, &v, NULL)) {
     const char *name = key + 5;
-    if (!nodeconf_name_ok(name))
+    if (!mbx_nodeconf_name_ok(name))
       return mbx_config_fail(c, key, "'%s' is not a node name (1-63 of a-z, 0-9 and '-')", name);
     if (strcmp(name, n->node_name) == 0)
       return mbx_config_fail(c, key, "names this node itself (node_name = %s)", n->node_name);
@@ -204,7 +207,9 @@ static int nodeconf_peers(struct mbx_config *c, struct mbx_nodeconf *n)
   if ((rc = mbx_config_u64(c, "repl_heartbeat_ms", 0, 100, 10, 10000, &n->repl_heartbeat_ms)) < 0 ||
       (rc = mbx_config_size(c, "repl_send_queue_max", 0, 8 * MiB, 64 * 1024, 1 * GiB,
                             &n->repl_send_queue_max)) < 0 ||
-      (rc = mbx_config_bool(c, "auto_reseed_diverged", 0, true, &n->auto_reseed_diverged)) < 0)
+      (rc = mbx_config_bool(c, "auto_reseed_diverged", 0, true, &n->auto_reseed_diverged)) < 0 ||
+      (rc = mbx_config_size(c, "repl_record_max_bytes", 0, MBX_LOGREC_MAX_BYTES, 1 * MiB,
+                            MBX_LOGREC_MAX_BYTES, &n->repl_record_max_bytes)) < 0)
     return rc;
   return 0;
 }

@@ -42,6 +42,7 @@ struct mbx_nodeconf {
   uint64_t default_quota_warn;        /* bytes, 0 = none */
   uint64_t default_quota_prohibit;    /* bytes, 0 = none */
   uint64_t commit_batch_max;
+  uint64_t commit_batch_bytes;        /* a batch ends once its log record holds this much */
   uint64_t commit_queue_max;
   enum mbx_log_level log_level;
   struct mbx_nodeconf_peer *peers;    /* the other nodes (issue 3 replication) */
@@ -49,6 +50,7 @@ struct mbx_nodeconf {
   uint64_t repl_heartbeat_ms;         /* source: empty ReplBatch when idle this long */
   uint64_t repl_send_queue_max;       /* source: stop feeding a pull over this many bytes queued */
   bool auto_reseed_diverged;          /* sink: reseed a Diverged copy at once (default yes) */
+  uint64_t repl_record_max_bytes;     /* sink: the largest log record this node takes */
   uint64_t idempotency_keep_s;        /* idempotency keys kept at least this long */
   uint64_t notify_coalesce_ms;        /* push notifications: changes merged over this window */
   uint64_t max_subscriptions_per_conn;
@@ -59,6 +61,9 @@ struct mbx_nodeconf {
 int mbx_nodeconf_load(const char *path, struct mbx_nodeconf **conf_r, char *error_r,
                       size_t error_size);
 void mbx_nodeconf_free(struct mbx_nodeconf **conf);
+
+/* 1 if s is a valid node name (1-63 of a-z, 0-9 and '-'), else 0. */
+int mbx_nodeconf_name_ok(const char *s);
 
 /* The peer named name, or NULL. */
 const struct mbx_nodeconf_peer *mbx_nodeconf_peer(const struct mbx_nodeconf *n, const char *name);

@@ -187,7 +187,7 @@ static void peer_on_close(struct mbx_stream *s, int status, void *arg)
 {
   struct peer_conn *pc = arg;
   struct mbx_peer_pool *p = pc->pool;
-  if (status < 0 && status != MBX_ECLOSED && !p->stopping)
+  if (status < 0 && status != MBX_ECLOSED && status != MBX_EPERM && !p->stopping)
     mbx_warning("peer %s: connection closed: %s", pc->name, mbx_strerror(status));
   else
     mbx_debug("peer %s: connection closed", pc->name);
@@ -198,6 +198,9 @@ static void peer_on_close(struct mbx_stream *s, int status, void *arg)
       break;
     }
   }
+  if (status == MBX_EPERM)
+    mbx_error("peer %s: the node at %s is not %s (its certificate names another node): "
+              "check peer.%s", pc->name, mbx_peer_addr_or(p->node, pc->name), pc->name, pc->name);
   peer_conn_fail_all(pc, p->stopping ? MBX_ESHUTDOWN : MBX_EPEER);
   free(pc);
   peer_pool_maybe_free(p);
@@ -234,7 +237,10 @@ static int peer_conn_get(struct mbx_node *n, const char *name, struct peer_conn 
     return MBX_ENOMEM;
   pc->pool = p;
   snprintf(pc->name, sizeof(pc->name), "%s", name);
-  rc = mbx_stream_connect(n->loop, cp->host, cp->port, p->tls, &p->opt, &peer_callbacks, pc,
+  struct mbx_stream_options opt = p->opt;
+  opt.expect_peer_cn = name;          /* requests go only to the node named */
+  opt.expect_peer_ou = "node";
+  rc = mbx_stream_connect(n->loop, cp->host, cp->port, p->tls, &opt, &peer_callbacks, pc,
                           &pc->stream);
   if (rc < 0) {
     mbx_warning("peer %s: cannot connect to %s: %s", name, cp->addr, mbx_strerror(rc));

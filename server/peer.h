@@ -17,6 +17,12 @@ struct mbx_req;
 /* "HOST:PORT" of a peer by node name (this node's own name gives its listen
  * address), or NULL if unknown. */
 const char *mbx_peer_addr(const struct mbx_node *n, const char *node_name);
+/* The same for a log line or a reason: "?" when unknown. */
+static inline const char *mbx_peer_addr_or(const struct mbx_node *n, const char *node_name)
+{
+  const char *a = mbx_peer_addr(n, node_name);
+  return a ? a : "?";
+}
 
 /* Reply callback: status 0 and resp (borrowed for the call) or a negative MBX_E…
  * (MBX_EPEER: unreachable, MBX_ETIMEDOUT, or the peer's own error code; resp then

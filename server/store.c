@@ -486,6 +486,8 @@ void mbx_store_wtxn_abort(struct mbx_wtxn **wp)
   *wp = NULL;
 }
 
+size_t mbx_store_wtxn_log_bytes(const struct mbx_wtxn *w) { return w->ops.len; }
+
 int mbx__log_append(struct mbx_wtxn *w, uint64_t lsn, const uint8_t *rec, size_t len)
 {
   struct mbx_store *s = w->s;

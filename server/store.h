@@ -81,6 +81,9 @@ int mbx_store_wtxn_begin(struct mbx_store *s, struct mbx_wtxn **w_r);
  * (a passive: their LSNs are taken). */
 int mbx_store_wtxn_commit(struct mbx_wtxn **w, uint64_t *lsn_r);
 void mbx_store_wtxn_abort(struct mbx_wtxn **w);
+/* Bytes of ops the transaction's log record holds so far (what its successful units
+ * wrote): the group committer ends a batch once this passes its byte bound. */
+size_t mbx_store_wtxn_log_bytes(const struct mbx_wtxn *w);
 
 /* Units: every request's writes run between these. */
 int mbx_store_unit_begin(struct mbx_wtxn *w);

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # mkcerts.sh — makes the cluster CA and its certificates with the openssl CLI:
-# node certificates (server+client auth, for clients and later node-to-node TLS)
-# and role certificates for clients (OU=operator: admin commands, OU=transport: deliver).
+# node certificates (server+client auth, for clients and node-to-node TLS) and role
+# certificates for clients (OU=operator: admin commands, OU=transport: deliver).
+# A node certificate names its node: subject /O=mbx/OU=node/CN=NAME, where NAME is the
+# node's node_name (and a DNS:NAME subject alternative name). Nodes act on a
+# node-to-node request (pull, acknowledgement, seed, copy hosting) only in the name the
+# sender's certificate gives, and reach a peer only if its certificate names that peer.
 set -euo pipefail
 
 usage() {
   cat >&2 <<'USAGE'
 usage: mkcerts.sh ca     DIR                       make DIR/ca.pem + DIR/ca.key (kept if present)
-       mkcerts.sh node   DIR NAME [SAN...]         DIR/NAME.pem + .key; SAN: IP:a.b.c.d or DNS:host
+       mkcerts.sh node   DIR NAME [SAN...]         DIR/NAME.pem + .key, subject /O=mbx/OU=node/CN=NAME
+                                                   NAME: the node's node_name (a-z, 0-9, '-')
+                                                   SAN: IP:a.b.c.d or DNS:host
                                                    (always adds IP:127.0.0.1, DNS:localhost, DNS:NAME)
        mkcerts.sh client DIR ROLE [CN]             DIR/ROLE.pem + .key, subject /O=mbx/OU=ROLE/CN=CN
                                                    ROLE: operator | transport
@@ -70,11 +76,14 @@ sign() { # dir name subject extensions
 }
 
 valid_name() { [[ "$1" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$ ]]; }
+# Exactly what mbxd accepts as node_name: the CN is the node's identity.
+valid_node_name() { [[ "$1" =~ ^[a-z0-9-]{1,63}$ ]]; }
 
 cmd_node() {
   local dir=$1 name=$2
   shift 2
-  valid_name "$name" || die "bad node name '$name' (letters, digits, . _ -; at most 63)"
+  valid_node_name "$name" ||
+    die "bad node name '$name': the certificate names the node, so NAME must be its node_name (1-63 of a-z, 0-9 and '-')"
   local san="IP:127.0.0.1,DNS:localhost,DNS:$name" s
   for s in "$@"; do
     [[ "$s" =~ ^(IP|DNS):[A-Za-z0-9.:_-]+$ ]] || die "bad SAN '$s' (use IP:a.b.c.d or DNS:host)"

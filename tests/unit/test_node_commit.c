@@ -103,7 +103,8 @@ static int teardown(void **state)
 struct job {
   struct fixture *f;
   struct mbx_arena arena;
-  int kind;                           /* 0 deliver, 1 create folder then fail, 2 block */
+  int kind;                           /* 0 deliver, 1 create folder then fail, 2 block,
+                                       * 3 create folder, 4 deliver a big message */
   char folder[32];
   int status;
   uint64_t lsn;
@@ -111,6 +112,25 @@ struct job {
   uint64_t item_id;
   atomic_int *gate;
 };
+
+/* ~96 KiB of letters that compress poorly (6 bits of entropy each): stored, it is
+ * still more than BIG_BOUND bytes of log. */
+#define BIG_BODY 98304
+#define BIG_BOUND (64u * 1024)
+static char big_msg[BIG_BODY + 128];
+
+static void big_msg_init(void)
+{
+  static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  int n = snprintf(big_msg, sizeof(big_msg),
+                   "From: bob@example.org\r\nTo: alice@example.org\r\nSubject: big\r\n\r\n");
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 0; i < BIG_BODY; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    big_msg[n + (int)i] = (i % 78 == 77) ? '\n' : set[x % 64];
+  }
+  big_msg[n + BIG_BODY] = 0;
+}
 
 static int job_run(struct mbx_wtxn *w, void *arg)
 {
@@ -132,7 +152,8 @@ static int job_run(struct mbx_wtxn *w, void *arg)
     return j->kind == 1 ? MBX_EINVAL : 0;  /* kind 1: fail after writing */
   }
   Mbx__Item *it;
-  int rc = mbx_store_deliver(w, ADDR, (const uint8_t *)MSG, strlen(MSG), &j->arena, &it);
+  const char *msg = j->kind == 4 ? big_msg : MSG;
+  int rc = mbx_store_deliver(w, ADDR, (const uint8_t *)msg, strlen(msg), &j->arena, &it);
   if (rc == 0)
     j->item_id = it->id;
   return rc;
@@ -377,6 +398,52 @@ static void test_submit_during_stop_refused(void **state)
   jobs_free(v, 1);
 }
 
+/* A batch ends once its log record passes batch_bytes: the jobs queued behind wait for
+ * the next batch, in order, and nothing is refused. */
+static void test_batch_bytes_bound(void **state)
+{
+  struct fixture *f = *state;
+  big_msg_init();
+  atomic_int gate = 0;
+  struct mbx_committer_options opt = {.batch_bytes = BIG_BOUND};
+  struct mbx_committer *c;
+  assert_int_equal(mbx_committer_start(&f->loop, f->store, &opt, &c), 0);
+  enum { N = 7 };
+  struct job *v = jobs_new(f, N);
+  static const int kinds[N] = {2, 4, 0, 0, 4, 0, 4};
+  for (int i = 0; i < N; i++) {
+    v[i].kind = kinds[i];
+    v[i].gate = &gate;
+  }
+  assert_int_equal(mbx_committer_submit(c, job_run, job_done, &v[0]), 0);
+  struct mbx_committer_stats st;
+  uint64_t until = mbx_mono_us() + 5 * 1000 * 1000;
+  do {                                /* the writer holds the blocker: the rest queues */
+    usleep(1000);
+    mbx_committer_get_stats(c, &st);
+  } while (st.queued && mbx_mono_us() < until);
+  for (int i = 1; i < N; i++)
+    assert_int_equal(mbx_committer_submit(c, job_run, job_done, &v[i]), 0);
+  atomic_store(&gate, 1);
+  wait_done(f, v, N);
+  for (int i = 1; i < N; i++) {
+    assert_int_equal(v[i].status, 0);
+    assert_true(v[i].visible_at_done);
+    assert_true(v[i].lsn >= v[i - 1].lsn);   /* still in submission order */
+  }
+  /* Each big message passes the bound: nothing joins it after it. */
+  assert_true(v[2].lsn > v[1].lsn);
+  assert_int_equal(v[3].lsn, v[2].lsn);
+  assert_int_equal(v[4].lsn, v[2].lsn);
+  assert_true(v[5].lsn > v[4].lsn);
+  assert_int_equal(v[6].lsn, v[5].lsn);
+  mbx_committer_get_stats(c, &st);
+  assert_int_equal(st.jobs, N);
+  mbx_committer_stop(&c);
+  assert_int_equal(inbox_total(f), N - 1);
+  jobs_free(v, N);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -385,6 +452,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_queue_full_busy, setup, teardown),
     cmocka_unit_test_setup_teardown(test_stop_drains, setup, teardown),
     cmocka_unit_test_setup_teardown(test_submit_during_stop_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_batch_bytes_bound, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,6 +96,7 @@ static void test_defaults(void **state)
   assert_int_equal(c->default_quota_warn, 0);
   assert_int_equal(c->default_quota_prohibit, 0);
   assert_int_equal(c->commit_batch_max, 1024);
+  assert_int_equal(c->commit_batch_bytes, 16ull << 20);
   assert_int_equal(c->commit_queue_max, 65536);
   assert_int_equal(c->log_level, MBX_LOG_INFO);
   assert_int_equal(c->idempotency_keep_s, 604800);
@@ -117,6 +118,7 @@ static void test_all_keys(void **state)
              "default_quota_warn = 900MiB\n"
              "default_quota_prohibit = 1GiB\n"
              "commit_batch_max = 64\n"
+             "commit_batch_bytes = 4M\n"
              "commit_queue_max = 1000\n"
              "log_level = debug\n"
              "idempotency_keep_s = 86400\n"
@@ -139,6 +141,7 @@ static void test_all_keys(void **state)
   assert_int_equal(c->default_quota_warn, 900ull << 20);
   assert_int_equal(c->default_quota_prohibit, 1ull << 30);
   assert_int_equal(c->commit_batch_max, 64);
+  assert_int_equal(c->commit_batch_bytes, 4ull << 20);
   assert_int_equal(c->commit_queue_max, 1000);
   assert_int_equal(c->log_level, MBX_LOG_DEBUG);
   assert_int_equal(c->idempotency_keep_s, 86400);

@@ -22,13 +22,13 @@ enum { CR = MBX_DB_CREATING, MO = MBX_DB_MOUNTING, AC = MBX_DB_ACTIVE, DR = MBX_
 static const int expect[MBX_DB_STATES][MBX_DB_STATES] = {
   /*          CR MO AC DR PA SW RM DI FA */
   [CR] = {    0, 1, 0, 0, 0, 0, 0, 0, 1 },
-  [MO] = {    0, 0, 1, 0, 1, 0, 0, 0, 1 },
+  [MO] = {    0, 0, 1, 0, 1, 0, 0, 1, 1 },
   [AC] = {    0, 0, 1, 1, 1, 0, 0, 1, 1 },
   [DR] = {    0, 0, 1, 0, 1, 0, 0, 1, 1 },
   [PA] = {    0, 0, 1, 0, 1, 1, 1, 1, 1 },
   [SW] = {    0, 0, 0, 0, 1, 0, 0, 0, 1 },
   [RM] = {    0, 0, 0, 0, 1, 0, 0, 0, 1 },
-  [DI] = {    0, 1, 1, 0, 1, 0, 0, 0, 1 },
+  [DI] = {    0, 1, 1, 0, 1, 0, 0, 1, 1 },
   [FA] = {    0, 1, 0, 0, 0, 0, 0, 0, 1 },
 };
 

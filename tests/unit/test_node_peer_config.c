@@ -75,6 +75,7 @@ static void test_defaults_no_peers(void **state)
   assert_int_equal(c->n_peers, 0);
   assert_int_equal(c->repl_heartbeat_ms, 100);
   assert_int_equal(c->repl_send_queue_max, 8 * 1024 * 1024);
+  assert_int_equal(c->repl_record_max_bytes, 1024 * 1024 * 1024);
   assert_null(mbx_nodeconf_peer(c, "node2"));
   mbx_nodeconf_free(&c);
   assert_null(c);
@@ -88,7 +89,8 @@ static void test_peers_parsed(void **state)
   assert_int_equal(load("peer.node2 = 127.0.0.1:7002\n"
                         "peer.node-3 = [::1]:7003\n"
                         "repl_heartbeat_ms = 50\n"
-                        "repl_send_queue_max = 4MiB\n",
+                        "repl_send_queue_max = 4MiB\n"
+                        "repl_record_max_bytes = 64M\n",
                         &c, err, sizeof(err)), 0);
   assert_int_equal(c->n_peers, 2);
   const struct mbx_nodeconf_peer *p = mbx_nodeconf_peer(c, "node2");
@@ -102,6 +104,7 @@ static void test_peers_parsed(void **state)
   assert_int_equal(p->port, 7003);
   assert_int_equal(c->repl_heartbeat_ms, 50);
   assert_int_equal(c->repl_send_queue_max, 4 * 1024 * 1024);
+  assert_int_equal(c->repl_record_max_bytes, 64 * 1024 * 1024);
   mbx_nodeconf_free(&c);
 }
 
@@ -127,6 +130,8 @@ static void test_bad_peers(void **state)
   expect_fail("peer.node2 = 127.0.0.1\n", "HOST:PORT");
   expect_fail("peer.node2 = 127.0.0.1:7002\npeer.node2 = 127.0.0.1:7003\n", "duplicate");
   expect_fail("repl_heartbeat_ms = 0\n", "repl_heartbeat_ms");
+  expect_fail("repl_record_max_bytes = 512K\n", "repl_record_max_bytes");
+  expect_fail("repl_record_max_bytes = 2G\n", "repl_record_max_bytes");
   expect_fail("peerx.node2 = 127.0.0.1:7002\n", "unknown key");
 }
 
