@@ -456,11 +456,11 @@ void mbxcli_print_sync_folders(FILE *f, const Mbx__SyncFoldersResp *sr)
 
 void mbxcli_print_dbs(FILE *f, Mbx__DbInfo *const *dbs, size_t n)
 {
-  fprintf(f, "%-20s %-8s %6s %10s %9s %12s\n", "DATABASE", "ROLE", "EPOCH", "LSN",
+  fprintf(f, "%-20s %-10s %6s %10s %9s %12s\n", "DATABASE", "ROLE", "EPOCH", "LSN",
           "MAILBOXES", "SIZE");
   for (size_t i = 0; i < n; i++) {
     const Mbx__DbInfo *d = dbs[i];
-    fprintf(f, "%-20s %-8s %6" PRIu64 " %10" PRIu64 " %9" PRIu64 " %12" PRIu64 "\n",
+    fprintf(f, "%-20s %-10s %6" PRIu64 " %10" PRIu64 " %9" PRIu64 " %12" PRIu64 "\n",
             str_or(d->name, "?"), str_or(d->role, "-"), d->epoch, d->last_lsn, d->mailboxes,
             d->size_bytes);
   }
