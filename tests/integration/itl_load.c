@@ -5,6 +5,8 @@
  * client of libmbx would see across switchovers is exactly what this sees: the
  * library follows redirects and keys every write itself.
  * Usage: itl_load --to ADDR [--threads N] [--seconds S] [--run TAG] [--bytes B]
+ *        itl_load --now   (prints CLOCK_MONOTONIC in µs: the clock of ACK_MONO_US, so a
+ *                          script can timestamp its own actions against the acks)
  * Env: MBX_SERVER, MBX_CA, MBX_CERT, MBX_KEY. Exit 0 when nothing failed, 1 when a
  * delivery failed, 2 on bad usage. */
 #include <inttypes.h>
@@ -79,6 +81,10 @@ static void *load_thread(void *arg)
 int main(int argc, char **argv)
 {
   unsigned threads = 8;
+  if (argc == 2 && strcmp(argv[1], "--now") == 0) {
+    printf("%" PRIu64 "\n", mono_us());
+    return 0;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--to") == 0)
       g_to = argv[i + 1];
