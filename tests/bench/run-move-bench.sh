@@ -83,7 +83,9 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (N
 # pct P: nearest-rank percentile of the numbers on stdin (p99 of 20 values is the max).
 pct() { sort -g | awk -v p="$1" '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit} r = int(p / 100 * NR); if (r < p / 100 * NR) r++; if (r < 1) r = 1; print v[r]}'; }
 range() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s", lo, hi}'; }
-now_us() { "$LOAD" --now; }
+now_us() { "$LOAD" --now | cut -d' ' -f1; }
+# realtime minus monotonic, in µs: maps the nodes' log times onto the acks' clock.
+clock_offset_us() { local m r; read -r m r < <("$LOAD" --now); echo $((r - m)); }
 
 # gaps ACKS MOVES → per move "i client_pause_us", and "all longest_gap_us" and
 # "outside longest_gap_us_away_from_moves". ACKS: "subject mono_us" lines; MOVES:
@@ -110,6 +112,46 @@ gaps() {
     END {
       for (j = 1; j <= n; j++) print id[j], best[j]
       print "all", all + 0; print "outside", outside + 0
+    }'
+}
+
+# events DIR OFFSET_US → "MONO_US KIND" from the nodes' logs, KIND one of drain (the
+# old active stops admitting writes), active (the new active's fence opens in the new
+# epoch), done (the old active is a passive of the new one and answers the CLI).
+events() {
+  local n line ts kind
+  for n in node1 node2 node3; do
+    grep -E 'db db1: (switchover to .*: draining|active in epoch|switched over to)' "$1/log/$n.log" 2>/dev/null || true
+  done | while read -r line; do
+    ts=${line%% *}
+    case "$line" in *draining*) kind=drain ;; *"active in epoch"*) kind=active ;; *) kind="done" ;; esac
+    echo "$(($(date -u -d "$ts" +%s%6N) - $2)) $kind"
+  done | sort -n
+}
+
+# breakdown ACKS MOVES EVENTS → per move "i drain_to_active_ms active_to_ack_ms
+# active_to_done_ms" (-1 where a log line is missing): where the client-seen pause went.
+breakdown() {
+  sort -k2,2n "$1" | awk -v movefile="$2" -v evfile="$3" '
+    BEGIN {
+      while ((getline line < movefile) > 0) { split(line, f, " "); n++; id[n] = f[1]; t0[n] = f[2]; t1[n] = f[3] }
+      while ((getline line < evfile) > 0) { split(line, f, " "); e++; et[e] = f[1]; ek[e] = f[2] }
+      for (j = 1; j <= n; j++) {
+        d[j] = a[j] = dn[j] = -1
+        for (k = 1; k <= e; k++) {
+          if (et[k] < t0[j] - 5000 || et[k] > t1[j] + 5000) continue
+          if (ek[k] == "drain" && d[j] < 0) d[j] = et[k]
+          if (ek[k] == "active" && a[j] < 0) a[j] = et[k]
+          if (ek[k] == "done" && dn[j] < 0) dn[j] = et[k]
+        }
+        ack[j] = -1
+      }
+    }
+    { for (j = 1; j <= n; j++) if (a[j] >= 0 && ack[j] < 0 && $2 >= a[j]) ack[j] = $2 }
+    END {
+      for (j = 1; j <= n; j++)
+        printf "%s %.1f %.1f %.1f\n", id[j], (d[j] < 0 || a[j] < 0) ? -1 : (a[j] - d[j]) / 1000,
+          (a[j] < 0 || ack[j] < 0) ? -1 : (ack[j] - a[j]) / 1000, (a[j] < 0 || dn[j] < 0) ? -1 : (dn[j] - a[j]) / 1000
     }'
 }
 
@@ -148,6 +190,7 @@ one_run() { # RUN
   done
   sleep 1 # steady state after the last move, so its gap is closed by an ack
   stop_load
+  events "$DIR" "$(clock_offset_us)" >"$R/events"
 
   # Errors: every stderr line of the driver except its closing count.
   local lerrs acked dups lost extra
@@ -177,10 +220,14 @@ one_run() { # RUN
   # Per move: client pause, node pause, CLI time.
   join <(sort -k1,1 "$R/moves") <(grep -v '^all\|^outside' "$R/gaps" | sort -k1,1) | sort -n |
     awk '{printf "%d %.1f %.1f %.1f %s %s\n", $1, $8 / 1000, ($4 < 0 ? -1 : $4 / 1000), ($3 - $2) / 1000, $5, $6}' >"$R/per-move"
-  # columns of per-move: i client_ms node_ms cli_ms from to (node_ms -1 for a failed move)
-  while read -r i c s cli f t; do
-    printf 'run %d move %2d %s -> %s: client-seen pause %7.1f ms, node-reported %7.1f ms, CLI %7.1f ms\n' \
-      "$run" "$i" "$f" "$t" "$c" "$s" "$cli" >&2
+  # columns of per-move: i client_ms node_ms cli_ms from to drain_to_active_ms
+  # active_to_ack_ms active_to_done_ms (node_ms -1 for a failed move)
+  breakdown "$R/acks" "$R/moves" "$R/events" >"$R/breakdown"
+  join <(sort -k1,1 "$R/per-move") <(sort -k1,1 "$R/breakdown") | sort -n >"$R/per-move.tmp"
+  mv "$R/per-move.tmp" "$R/per-move"
+  while read -r i c s cli f t da aa ad; do
+    printf 'run %d move %2d %s -> %s: client-seen pause %6.1f ms, node-reported %6.1f ms, CLI %6.1f ms; drain -> new active %6.1f ms, new active -> first ack %6.1f ms, new active -> old one passive %6.1f ms\n' \
+      "$run" "$i" "$f" "$t" "$c" "$s" "$cli" "$da" "$aa" "$ad" >&2
   done <"$R/per-move"
 
   local cp50 cp99 cmax sp50 sp99 all outside
@@ -193,12 +240,17 @@ one_run() { # RUN
     "$run" "$MOVES" "$errs" "$acked" "$span" "$(echo "$acked * 1000 / ($span + 1)" | bc -l)" "$lerrs" "$lost" "$dups" "$extra" "$digests"
   printf 'run %d: client-seen pause p50 %s ms, p99 %s ms, max %s ms; longest gap overall %s ms (away from moves %s ms); node-reported p50 %s ms, p99 %s ms\n' \
     "$run" "$cp50" "$cp99" "$cmax" "$all" "$outside" "$sp50" "$sp99"
+  printf 'run %d: from the node logs: drain -> new active p50 %s ms, max %s ms; new active -> first ack p50 %s ms, max %s ms\n' \
+    "$run" "$(awk '$7 >= 0 {print $7}' "$R/per-move" | pct 50)" "$(awk '$7 >= 0 {print $7}' "$R/per-move" | pct 100)" \
+    "$(awk '$8 >= 0 {print $8}' "$R/per-move" | pct 50)" "$(awk '$8 >= 0 {print $8}' "$R/per-move" | pct 100)"
   echo "$cp50 $cp99 $cmax $all $outside $sp50 $sp99 $errs $lerrs $lost $dups $extra $acked $span $digests" >>"$WORK/runs"
   cut -d' ' -f2 "$R/per-move" >>"$WORK/all-client"
   awk '$3 >= 0 {print $3}' "$R/per-move" >>"$WORK/all-node"
+  awk '$7 >= 0 {print $7}' "$R/per-move" >>"$WORK/all-drain"
+  awk '$8 >= 0 {print $8}' "$R/per-move" >>"$WORK/all-follow"
   if [[ -n "$OUT" ]]; then
     mkdir -p "$OUT/run$run"
-    cp "$R"/{acks,load.err,moves,gaps,per-move} "$OUT/run$run/"
+    cp "$R"/{acks,load.err,moves,gaps,events,per-move} "$OUT/run$run/"
     for n in node1 node2 node3; do cp "$DIR/log/$n.log" "$OUT/run$run/" 2>/dev/null || true; done
   fi
   down
@@ -206,7 +258,7 @@ one_run() { # RUN
 
 printf 'mbx switchover benchmark: %s, %d CPU(s), %d run(s) of %d moves, %d clients, %d-byte messages, moves %d ms apart\n' \
   "$(date -u +%FT%TZ)" "$(nproc)" "$RUNS" "$MOVES" "$THREADS" "$BYTES" "$INTERVAL_MS"
-: >"$WORK/runs"; : >"$WORK/all-client"; : >"$WORK/all-node"
+: >"$WORK/runs"; : >"$WORK/all-client"; : >"$WORK/all-node"; : >"$WORK/all-drain"; : >"$WORK/all-follow"
 for ((r = 1; r <= RUNS; r++)); do one_run "$r"; done
 
 col() { cut -d' ' -f"$1" "$WORK/runs"; }
@@ -230,5 +282,7 @@ printf '  %-34s %s\n' 'failed moves' "$(col 8 | paste -sd+ | bc)" \
 printf '  all %d switchovers pooled: client-seen p50 %s ms, p99 %s ms, max %s ms; node-reported p50 %s ms, p99 %s ms\n' \
   "$(wc -l <"$WORK/all-client")" "$(pct 50 <"$WORK/all-client")" "$(pct 99 <"$WORK/all-client")" \
   "$(sort -g "$WORK/all-client" | tail -n 1)" "$(pct 50 <"$WORK/all-node")" "$(pct 99 <"$WORK/all-node")"
+printf '  where it went (node logs, pooled): drain -> new active p50 %s ms, p99 %s ms; new active -> first ack p50 %s ms, p99 %s ms\n' \
+  "$(pct 50 <"$WORK/all-drain")" "$(pct 99 <"$WORK/all-drain")" "$(pct 50 <"$WORK/all-follow")" "$(pct 99 <"$WORK/all-follow")"
 bad=$(awk '$8 + $9 + $10 + $11 > 0 || $15 != "equal"' "$WORK/runs" | wc -l)
 ((bad == 0)) || exit 1
