@@ -10,14 +10,15 @@ export LC_ALL=C
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PROG=${0##*/}
-RUNS=3 SECS=10 BEFORE='' AFTER=''
+RUNS=3 SECS=10 BEFORE='' AFTER='' RATE=''
 
 usage() {
   cat >&2 <<USAGE
-usage: $PROG --before DIR --after DIR [--runs N] [--seconds S]
+usage: $PROG --before DIR --after DIR [--runs N] [--seconds S] [--rate N]
 DIR: build directories (mbxd, mbx, mbx-bench). --runs (3) pairs; each pair runs
 run-repl-bench.sh --parts a, then --parts b --rate R, once per build, --seconds (10)
-per load. The local launcher and the bench scripts of this tree drive both builds.
+per load. --rate N: part (b) only, at N msgs/s. The local launcher and the bench
+scripts of this tree drive both builds.
 USAGE
   exit 2
 }
@@ -29,6 +30,7 @@ while (($# > 0)); do
     --after) AFTER=${2:-}; shift 2 ;;
     --runs) num "$1" "${2:-}"; RUNS=$2; shift 2 ;;
     --seconds) num "$1" "${2:-}"; SECS=$2; shift 2 ;;
+    --rate) num "$1" "${2:-}"; RATE=$2; shift 2 ;;
     -h | --help) usage ;;
     *) printf '%s: unknown option %s\n' "$PROG" "$1" >&2; usage ;;
   esac
@@ -67,13 +69,16 @@ printf 'mbx before/after benchmark: %s, %d CPU(s), %d pairs of %d s loads\n  bef
 for ((r = 1; r <= RUNS; r++)); do
   order="before after"
   ((r % 2)) || order="after before"
-  declare -A A1=() A3=() BF=()
-  for s in $order; do
-    repl "$s" --parts a
-    read -r "A1[$s]" "A3[$s]" <<<"$(a_fig "$s")"
-    [[ -n "${A3[$s]:-}" ]] || die "no part (a) figures for $s"
-  done
-  rate=$(awk -v a="${A1[before]}" -v b="${A1[after]}" 'BEGIN {printf "%.0f", (a + b) / 4}')
+  declare -A A1=([before]=nan [after]=nan) A3=([before]=nan [after]=nan) BF=()
+  rate=$RATE
+  if [[ -z "$RATE" ]]; then
+    for s in $order; do
+      repl "$s" --parts a
+      read -r "A1[$s]" "A3[$s]" <<<"$(a_fig "$s")"
+      [[ -n "${A3[$s]:-}" ]] || die "no part (a) figures for $s"
+    done
+    rate=$(awk -v a="${A1[before]}" -v b="${A1[after]}" 'BEGIN {printf "%.0f", (a + b) / 4}')
+  fi
   for s in $order; do
     repl "$s" --parts b --rate "$rate"
     BF[$s]=$(b_fig "$s")
@@ -97,8 +102,10 @@ row() { # LABEL BEFORE_COL AFTER_COL UNIT
     "$(col "$2" | median)" "$(col "$3" | median)" "$4" "$(median <<<"$rs")" "$(range <<<"$rs")"
 }
 printf '\nbefore/after over %d pairs (medians; ratios are per pair; throughput: higher is better, latency: lower)\n' "$RUNS"
-row 'max rate, 1 node' 1 2 msgs/s
-row 'max rate, 3 nodes' 3 4 msgs/s
+if [[ -z "$RATE" ]]; then
+  row 'max rate, 1 node' 1 2 msgs/s
+  row 'max rate, 3 nodes' 3 4 msgs/s
+fi
 row 'receipt p50 (part b)' 5 6 us
 row 'receipt p99 (part b)' 7 8 us
 row 'max copy queue (part b)' 9 10 records
