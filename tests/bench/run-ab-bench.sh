@@ -86,9 +86,11 @@ for ((r = 1; r <= RUNS; r++)); do
   done
   read -r bach bp50 bp99 bcq <<<"${BF[before]}"
   read -r aach ap50 ap99 acq <<<"${BF[after]}"
-  printf 'pair %d (%s first): 1 node %s -> %s msgs/s (x%s); 3 nodes %s -> %s (x%s); at %s msgs/s: receipt p50 %s -> %s us (x%s), p99 %s -> %s us (x%s), max queue %s -> %s\n' \
-    "$r" "${order%% *}" "${A1[before]}" "${A1[after]}" "$(ratio "${A1[after]}" "${A1[before]}")" \
-    "${A3[before]}" "${A3[after]}" "$(ratio "${A3[after]}" "${A3[before]}")" "$rate" \
+  printf 'pair %d (%s first): ' "$r" "${order%% *}"
+  [[ -n "$RATE" ]] || printf '1 node %s -> %s msgs/s (x%s); 3 nodes %s -> %s (x%s); ' \
+    "${A1[before]}" "${A1[after]}" "$(ratio "${A1[after]}" "${A1[before]}")" \
+    "${A3[before]}" "${A3[after]}" "$(ratio "${A3[after]}" "${A3[before]}")"
+  printf 'at %s msgs/s: receipt p50 %s -> %s us (x%s), p99 %s -> %s us (x%s), max queue %s -> %s\n' "$rate" \
     "$bp50" "$ap50" "$(ratio "$ap50" "$bp50")" "$bp99" "$ap99" "$(ratio "$ap99" "$bp99")" "$bcq" "$acq"
   echo "${A1[before]} ${A1[after]} ${A3[before]} ${A3[after]} $bp50 $ap50 $bp99 $ap99 $bcq $acq $bach $aach" >>"$WORK/pairs"
   unset A1 A3 BF
