@@ -11,14 +11,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 PROG=${0##*/}
-RUNS=3 SECS=10 CLIENTS=64 SIZE=4096 SEED_MB=1024 PARTS="a b c" BIN=${MBX_BIN:-$SRC/build} KEEP=0
+RUNS=3 SECS=10 CLIENTS=64 SIZE=4096 SEED_MB=1024 PARTS="a b c" BIN=${MBX_BIN:-$SRC/build} KEEP=0 RATE=
 
 usage() {
   cat >&2 <<USAGE
 usage: $PROG [--runs N] [--seconds S] [--clients N] [--size B] [--seed-mb MB]
-             [--parts "a b c"] [--build DIR] [--keep] [--quick]
+             [--parts "a b c"] [--rate N] [--build DIR] [--keep] [--quick]
 (a) max rate without / with two passives, (b) receipt latency and copy queue at half
-the single-node max, (c) seeding MB/s of a --seed-mb database. Medians of --runs (3).
+the single-node max (or at --rate N msgs/s), (c) seeding MB/s of a --seed-mb
+database. Medians of --runs (3).
 --quick: 1 run of 4 s, a 200 MB seed database.
 USAGE
   exit 2
@@ -33,6 +34,7 @@ while (($# > 0)); do
     --size) num "$1" "${2:-}"; SIZE=$2; shift 2 ;;
     --seed-mb) num "$1" "${2:-}"; SEED_MB=$2; shift 2 ;;
     --parts) PARTS=${2:-}; shift 2 ;;
+    --rate) num "$1" "${2:-}"; RATE=$2; shift 2 ;;
     --build) BIN=${2:-}; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --quick) RUNS=1 SECS=4 SEED_MB=200; shift ;;
@@ -109,8 +111,11 @@ part_a() {
 }
 
 part_b() {
-  if [[ -z "$MAX1" ]]; then up 1; bench --seconds "$SECS" >"$WORK/b1.json"; MAX1=$(jq -r .msgs_per_s "$WORK/b1.json"); fi
-  local rate r; rate=$(printf '%.0f' "$(echo "$MAX1 / 2" | bc -l)")
+  local rate=$RATE r # given: the same offered load for every build compared (run-ab-bench.sh)
+  if [[ -z "$rate" ]]; then
+    if [[ -z "$MAX1" ]]; then up 1; bench --seconds "$SECS" >"$WORK/b1.json"; MAX1=$(jq -r .msgs_per_s "$WORK/b1.json"); fi
+    rate=$(printf '%.0f' "$(echo "$MAX1 / 2" | bc -l)")
+  fi
   up 3
   : >"$WORK/b.p50"; : >"$WORK/b.p99"; : >"$WORK/b.cq"
   for ((r = 1; r <= RUNS; r++)); do
@@ -130,7 +135,7 @@ part_b() {
     printf '(b) run %d at %s msgs/s (achieved %s): receipt p50 %s us, p99 %s us, max copy queue %s\n' \
       "$r" "$rate" "$(jq -r .msgs_per_s "$WORK/b.json")" "$p50" "$p99" "$cq" >&2
   done
-  printf '\n(b) steady load %s msgs/s (half the single-node max), median of %d runs (worst copy, worst sample)\n' "$rate" "$RUNS"
+  printf '\n(b) steady load %s msgs/s (%s), median of %d runs (worst copy, worst sample)\n' "$rate" "$([[ -n "$RATE" ]] && echo "--rate" || echo "half the single-node max")" "$RUNS"
   printf '  receipt latency p50      %10s us  (target <= 2000)\n' "$(median <"$WORK/b.p50")"
   printf '  receipt latency p99      %10s us  (target <= 20000)\n' "$(median <"$WORK/b.p99")"
   printf '  max copy queue           %10s records (target < 100)\n' "$(median <"$WORK/b.cq")"

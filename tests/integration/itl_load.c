@@ -5,6 +5,9 @@
  * client of libmbx would see across switchovers is exactly what this sees: the
  * library follows redirects and keys every write itself.
  * Usage: itl_load --to ADDR [--threads N] [--seconds S] [--run TAG] [--bytes B]
+ *        itl_load --now   (prints "MONO_US REALTIME_US", read back to back: the first is
+ *                          the clock of ACK_MONO_US, so a script can timestamp its own
+ *                          actions against the acks; the second maps log times to it)
  * Env: MBX_SERVER, MBX_CA, MBX_CERT, MBX_KEY. Exit 0 when nothing failed, 1 when a
  * delivery failed, 2 on bad usage. */
 #include <inttypes.h>
@@ -79,6 +82,14 @@ static void *load_thread(void *arg)
 int main(int argc, char **argv)
 {
   unsigned threads = 8;
+  if (argc == 2 && strcmp(argv[1], "--now") == 0) {
+    struct timespec rt;
+    uint64_t mono = mono_us();
+    clock_gettime(CLOCK_REALTIME, &rt);
+    printf("%" PRIu64 " %" PRIu64 "\n", mono,
+           (uint64_t)rt.tv_sec * 1000000u + (uint64_t)rt.tv_nsec / 1000u);
+    return 0;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--to") == 0)
       g_to = argv[i + 1];
