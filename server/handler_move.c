@@ -67,6 +67,7 @@ struct move {
   uint64_t epoch_old, epoch_new;
   uint64_t last_lsn;                  /* L: the layout record naming the new active */
   uint64_t start_mono_us, deadline_mono_us;
+  uint64_t pause_us;                  /* drain → the target's answer that it is active */
   Mbx__CopyLayout *layout;            /* the new layout, in r's arena */
   Mbx__CopyLayout *back;              /* the layout to restore on a rollback */
   uv_timer_t timer;
@@ -92,7 +93,7 @@ static void move_end(struct move *m)
     if (!mr) {
       mfail(r, MBX_ENOMEM, "switched over, but the answer ran out of memory");
     } else {
-      uint64_t pause = mbx_mono_us() - m->start_mono_us;
+      uint64_t pause = m->pause_us ? m->pause_us : mbx_mono_us() - m->start_mono_us;
       mr->db = m->db->name;
       mr->from_node = (char *)mme(r);
       mr->to_node = mbx_arena_strdup(&r->arena, m->to);
@@ -193,6 +194,7 @@ static void move_activated(int status, const Mbx__Response *resp, void *arg)
     move_rollback(m);
     return;
   }
+  m->pause_us = mbx_mono_us() - m->start_mono_us; /* writes go to the target from here */
   int rc = mbx_db_retarget(m->n, m->db, m->to, 0, move_became_passive, m);
   if (rc < 0) {
     move_set_err(m, rc, "%s is active on %s now, but this node could not become its passive: %s",

@@ -176,7 +176,7 @@ int mbxc_call_sync(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
  * redirects are followed with a growing pause for at most CALL_HOLD_MS — a short
  * wait for the caller instead of an error. */
 #define CALL_HOLD_MS 10000
-#define CALL_HOLD_PAUSE_MAX_MS 100
+#define CALL_HOLD_PAUSE_MAX_MS 25
 
 static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
 {
@@ -187,10 +187,16 @@ static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
   snprintf(why, sizeof(why), "%s", mbxc_last_error(c));
   uint64_t deadline = mbx_mono_us() + (uint64_t)CALL_HOLD_MS * 1000;
   uint32_t pause_ms = 0;
+  char came_from[300] = "";
   for (;;) {
-    /* a node in the middle of a role change may answer without a redirect: ask the
-     * same node again after the pause */
-    rc = *mbxc_last_redirect(c) ? follow_redirect(c, req) : 0;
+    /* A node in the middle of a role change may answer without a redirect, and the
+     * new active, not yet active, redirects back to the old one: in both cases ask
+     * the same node again after the pause instead of bouncing between the two. */
+    const char *to = mbxc_last_redirect(c);
+    bool back = *to && strcmp(to, came_from) == 0;
+    if (*to && !back)
+      snprintf(came_from, sizeof(came_from), "%s", mbxc_server_addr(c));
+    rc = *to && !back ? follow_redirect(c, req) : 0;
     if (rc == 0)
       rc = call_once(c, req, resp_r);
     if (rc != MBX_ENOTACTIVE || mbx_mono_us() >= deadline)
@@ -198,7 +204,7 @@ static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
     snprintf(why, sizeof(why), "%s", mbxc_last_error(c));
     pause_ms = pause_ms ? (pause_ms * 2 > CALL_HOLD_PAUSE_MAX_MS ? CALL_HOLD_PAUSE_MAX_MS
                                                                  : pause_ms * 2)
-                        : 2;
+                        : 1;
     usleep(pause_ms * 1000);
   }
   if (rc == MBX_ENOTACTIVE)
