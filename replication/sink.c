@@ -576,7 +576,13 @@ static void sink_replay_done(int status, uint64_t lsn, void *arg)
      * or the store failed): stop here rather than retry it forever. */
     struct mbx_store_repl_pos pos;
     mbx_store_get_repl_pos(k->db->store, &pos);
-    if (!k->stopping && !k->meta.failed)
+    if (!k->stopping && !k->meta.failed && k->meta.needs_reseed)
+      /* A reseed was asked for meanwhile: it replaces this store; failing the copy
+       * now would keep the seed from starting. */
+      mbx_info("db %s: replay of received record %llu failed (%s); a reseed replaces the "
+               "copy", k->db->name, (unsigned long long)pos.replayed_lsn + 1,
+               mbx_strerror(status));
+    else if (!k->stopping && !k->meta.failed)
       sink_fail(k, "replay of received record %llu failed: %s; nothing of it was applied",
                 (unsigned long long)pos.replayed_lsn + 1, mbx_strerror(status));
   } else if (j->replayed)
@@ -1066,7 +1072,8 @@ static void sink_on_tick(uv_timer_t *t)
     return;
   mbx_repl_lat_percentiles(&k->lat, &k->p50_us, &k->p99_us);
   sink_take_kick(k);                  /* if a submission failed before */
-  if (k->meta.lag_s && !k->replaying && !k->seed && !k->meta.failed && !k->meta.suspended)
+  if (k->meta.lag_s && !k->replaying && !k->seed && !k->meta.failed && !k->meta.suspended &&
+      !k->meta.needs_reseed)
     sink_submit_replay(k, mbx_now_us() - (int64_t)k->meta.lag_s * 1000000, false);
   if (k->stream && ++k->ticks % (1000 / SINK_TICK_MS) == 0)
     sink_send_ack(k);
@@ -1306,8 +1313,8 @@ int mbx_repl_sink_play_down(struct mbx_db *db, mbx_repl_done_fn done, void *arg)
   struct mbx_repl_sink *k = db->sink;
   if (!k)
     return MBX_ENOTFOUND;
-  if (k->playdown_cb || k->seed)
-    return MBX_EBUSY;
+  if (k->playdown_cb || k->seed || k->meta.needs_reseed)
+    return MBX_EBUSY;                 /* a reseed is coming: nothing to play down */
   int rc = sink_submit_replay(k, INT64_MAX, true);
   if (rc < 0)
     return rc;
