@@ -1,37 +1,36 @@
 /* peer.c — this node as a client of the other nodes: one pooled TLS connection per
- * peer (node certificate, OU=node), requests pipelined on it by id, one-shot calls
- * and streamed answers, deadlines checked by one timer, and forwarding of the request
- * being handled. Loop thread only. */
+ * peer (node certificate, OU=node), its calls (one-shot and streamed, pipelined by id,
+ * with deadlines) run on the project's one RPC client (common/rpc.h), and forwarding
+ * of the request being handled. Loop thread only. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "mbx_error.h"
 #include "peer.h"
+#include "rpc.h"
 #include "stream.h"
 
 #define PEER_CALL_TIMEOUT_MS 30000
-#define PEER_TICK_MS 100
 
 struct peer_call {
-  struct peer_call *next;
-  uint64_t id;
-  bool stream;                        /* many answers (mbx_peer_stream) */
-  mbx_peer_cb cb;
-  mbx_peer_stream_cb scb;
+  struct mbx_rpc_call rc;
+  struct peer_conn *pc;               /* outlives the call: its rpc ends every call first */
+  mbx_peer_cb cb;                     /* one answer (mbx_peer_call), or */
+  mbx_peer_stream_cb scb;             /* many (mbx_peer_stream) */
   void *arg;
-  uint32_t timeout_ms;                /* 0: none (streams) */
-  uint64_t deadline_us;               /* monotonic; reset by each answer of a stream */
+  uint32_t timeout_ms;                /* for the log line when it runs out */
 };
 
+/* One connection to a peer. It stays in the pool's list until its rpc has closed,
+ * but only while its stream is open is it found for new calls. */
 struct peer_conn {
   struct peer_conn *next;
   struct mbx_peer_pool *pool;
   char name[MBX_NODECONF_NAME_MAX + 1];
-  struct mbx_stream *stream;          /* NULL once closed (the conn is then freed) */
-  struct peer_call *calls;
+  struct mbx_stream *stream;          /* NULL once closed (or never connected) */
+  struct mbx_rpc *rpc;                /* NULL once closing; pc is freed when it has closed */
 };
 
 struct mbx_peer_pool {
@@ -39,16 +38,17 @@ struct mbx_peer_pool {
   struct mbx_tls_ctx *tls;            /* client side, this node's certificate */
   struct mbx_stream_options opt;
   struct peer_conn *conns;
-  uv_timer_t timer;
+  /* Ids for every connection's calls, so that a call id given out by mbx_peer_stream
+   * names one call even after its connection was replaced by a new one. */
   uint64_t next_id;
-  bool stopping, timer_closed;
+  bool stopping;
 };
 
 /* ---- pool ------------------------------------------------------------------- */
 
 static void peer_pool_maybe_free(struct mbx_peer_pool *p)
 {
-  if (!p->stopping || !p->timer_closed || p->conns)
+  if (!p->stopping || p->conns)
     return;
   if (p->tls)
     mbx_tls_ctx_free(&p->tls);
@@ -56,15 +56,6 @@ static void peer_pool_maybe_free(struct mbx_peer_pool *p)
     p->node->peers = NULL;
   free(p);
 }
-
-static void peer_timer_closed(uv_handle_t *h)
-{
-  struct mbx_peer_pool *p = h->data;
-  p->timer_closed = true;
-  peer_pool_maybe_free(p);
-}
-
-static void peer_on_tick(uv_timer_t *t);
 
 static int peer_pool(struct mbx_node *n, struct mbx_peer_pool **p_r)
 {
@@ -91,10 +82,6 @@ static int peer_pool(struct mbx_node *n, struct mbx_peer_pool **p_r)
   p->opt.max_frame_bytes = conf->max_frame_bytes;
   p->opt.handshake_timeout_ms = (uint32_t)conf->handshake_timeout_ms;
   p->opt.max_write_queue_bytes = 4 * conf->max_frame_bytes + 64 * 1024 * 1024;
-  uv_timer_init(n->loop, &p->timer);
-  p->timer.data = p;
-  uv_timer_start(&p->timer, peer_on_tick, PEER_TICK_MS, PEER_TICK_MS);
-  uv_unref((uv_handle_t *)&p->timer);
   n->peers = p;
   *p_r = p;
   return 0;
@@ -108,38 +95,7 @@ const char *mbx_peer_addr(const struct mbx_node *n, const char *node_name)
   return pc ? pc->addr : NULL;
 }
 
-/* ---- calls ------------------------------------------------------------------ */
-
-static struct peer_call *peer_take_call(struct peer_conn *pc, uint64_t id)
-{
-  for (struct peer_call **pp = &pc->calls; *pp; pp = &(*pp)->next) {
-    if ((*pp)->id == id) {
-      struct peer_call *c = *pp;
-      *pp = c->next;
-      return c;
-    }
-  }
-  return NULL;
-}
-
-/* Tells the call its outcome; true if a stream wants more (then it is kept). */
-static bool peer_call_deliver(struct peer_call *c, int status, const Mbx__Response *resp)
-{
-  if (c->stream)
-    return c->scb(status, resp, c->arg) && status == 0;
-  c->cb(status, resp, c->arg);
-  return false;
-}
-
-static void peer_conn_fail_all(struct peer_conn *pc, int status)
-{
-  while (pc->calls) {
-    struct peer_call *c = pc->calls;
-    pc->calls = c->next;
-    peer_call_deliver(c, status, NULL);
-    free(c);
-  }
-}
+/* ---- connections ------------------------------------------------------------ */
 
 static void peer_on_ready(struct mbx_stream *s, void *arg)
 {
@@ -150,30 +106,18 @@ static void peer_on_ready(struct mbx_stream *s, void *arg)
 static void peer_on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, void *arg)
 {
   struct peer_conn *pc = arg;
-  Mbx__Response *resp = mbx__response__unpack(NULL, len, frame);
-  if (!resp) {
+  if (mbx_rpc_on_frame(pc->rpc, frame, len) < 0) {
     mbx_warning("peer %s: invalid response (%zu bytes): closing", pc->name, len);
     mbx_stream_close(s, MBX_EPROTO);
-    return;
   }
-  struct peer_call *c = peer_take_call(pc, resp->id);
-  if (!c) {
-    if (resp->error)          /* e.g. an error answer to an id-0 ack */
-      mbx_debug("peer %s: error for request %llu: %s", pc->name,
-                (unsigned long long)resp->id, resp->error->message ? resp->error->message : "");
-    mbx__response__free_unpacked(resp, NULL);
-    return;
-  }
-  int status = resp->error ? -(int)resp->error->code : 0;
-  if (peer_call_deliver(c, status, resp)) {
-    if (c->timeout_ms)
-      c->deadline_us = mbx_mono_us() + (uint64_t)c->timeout_ms * 1000;
-    c->next = pc->calls;              /* the stream goes on */
-    pc->calls = c;
-  } else {
-    free(c);
-  }
-  mbx__response__free_unpacked(resp, NULL);
+}
+
+static void peer_on_unmatched(const Mbx__Response *resp, void *arg)
+{
+  struct peer_conn *pc = arg;
+  if (resp->error)                    /* e.g. an error answer to an id-0 ack */
+    mbx_debug("peer %s: error for request %llu: %s", pc->name, (unsigned long long)resp->id,
+              resp->error->message ? resp->error->message : "");
 }
 
 static void peer_on_frame_error(struct mbx_stream *s, int err, void *arg)
@@ -181,6 +125,21 @@ static void peer_on_frame_error(struct mbx_stream *s, int err, void *arg)
   struct peer_conn *pc = arg;
   mbx_warning("peer %s: frame over the limit: closing", pc->name);
   mbx_stream_close(s, err);
+}
+
+/* The connection's rpc has closed: nothing refers to pc any more. */
+static void peer_conn_closed(void *arg)
+{
+  struct peer_conn *pc = arg;
+  struct mbx_peer_pool *p = pc->pool;
+  for (struct peer_conn **pp = &p->conns; *pp; pp = &(*pp)->next) {
+    if (*pp == pc) {
+      *pp = pc->next;
+      break;
+    }
+  }
+  free(pc);
+  peer_pool_maybe_free(p);
 }
 
 static void peer_on_close(struct mbx_stream *s, int status, void *arg)
@@ -191,19 +150,11 @@ static void peer_on_close(struct mbx_stream *s, int status, void *arg)
     mbx_warning("peer %s: connection closed: %s", pc->name, mbx_strerror(status));
   else
     mbx_debug("peer %s: connection closed", pc->name);
-  pc->stream = NULL;
-  for (struct peer_conn **pp = &p->conns; *pp; pp = &(*pp)->next) {
-    if (*pp == pc) {
-      *pp = pc->next;
-      break;
-    }
-  }
   if (status == MBX_EPERM)
     mbx_error("peer %s: the node at %s is not %s (its certificate names another node): "
               "check peer.%s", pc->name, mbx_peer_addr_or(p->node, pc->name), pc->name, pc->name);
-  peer_conn_fail_all(pc, p->stopping ? MBX_ESHUTDOWN : MBX_EPEER);
-  free(pc);
-  peer_pool_maybe_free(p);
+  pc->stream = NULL;                  /* new calls to this peer make a new connection */
+  mbx_rpc_close(&pc->rpc, p->stopping ? MBX_ESHUTDOWN : MBX_EPEER, peer_conn_closed, pc);
 }
 
 static const struct mbx_stream_callbacks peer_callbacks = {
@@ -237,6 +188,17 @@ static int peer_conn_get(struct mbx_node *n, const char *name, struct peer_conn 
     return MBX_ENOMEM;
   pc->pool = p;
   snprintf(pc->name, sizeof(pc->name), "%s", name);
+  struct mbx_rpc_options ro = {
+    .id_source = &p->next_id,
+    .on_unmatched = peer_on_unmatched,
+    .arg = pc,
+  };
+  if ((rc = mbx_rpc_new(n->loop, &ro, &pc->rpc)) < 0) {
+    free(pc);
+    return rc;
+  }
+  pc->next = p->conns;
+  p->conns = pc;
   struct mbx_stream_options opt = p->opt;
   opt.expect_peer_cn = name;          /* requests go only to the node named */
   opt.expect_peer_ou = "node";
@@ -244,13 +206,32 @@ static int peer_conn_get(struct mbx_node *n, const char *name, struct peer_conn 
                           &pc->stream);
   if (rc < 0) {
     mbx_warning("peer %s: cannot connect to %s: %s", name, cp->addr, mbx_strerror(rc));
-    free(pc);
+    pc->stream = NULL;
+    mbx_rpc_close(&pc->rpc, MBX_EPEER, peer_conn_closed, pc);
     return MBX_EPEER;
   }
-  pc->next = p->conns;
-  p->conns = pc;
+  mbx_rpc_attach(pc->rpc, pc->stream); /* requests queue until the handshake is done */
   *pc_r = pc;
   return 0;
+}
+
+/* ---- calls ------------------------------------------------------------------ */
+
+/* The call's outcome, told to its caller; true if a stream wants more. */
+static bool peer_call_done(struct mbx_rpc_call *rc, int status, const Mbx__Response *resp)
+{
+  struct peer_call *c = rc->data;
+  if (status == MBX_ETIMEDOUT && !resp)
+    mbx_warning("peer %s: request %llu timed out after %u ms", c->pc->name,
+                (unsigned long long)rc->id, c->timeout_ms);
+  bool more = false;
+  if (c->scb)
+    more = c->scb(status, resp, c->arg) && status == 0;
+  else
+    c->cb(status, resp, c->arg);
+  if (!more)
+    free(c);
+  return more;
 }
 
 static int peer_start(struct mbx_node *n, const char *node_name, const Mbx__Request *req,
@@ -260,17 +241,10 @@ static int peer_start(struct mbx_node *n, const char *node_name, const Mbx__Requ
   int rc = peer_conn_get(n, node_name, &pc);
   if (rc < 0)
     return rc;
-  c->id = n->peers->next_id++;
-  if (c->timeout_ms)
-    c->deadline_us = mbx_mono_us() + (uint64_t)c->timeout_ms * 1000;
-  Mbx__Request copy = *req;
-  copy.id = c->id;
-  rc = mbx_stream_send_pb(pc->stream, &copy.base);
-  if (rc < 0)
-    return rc == MBX_ECLOSED ? MBX_EPEER : rc;
-  c->next = pc->calls;
-  pc->calls = c;
-  return 0;
+  c->pc = pc;
+  c->rc.data = c;
+  rc = mbx_rpc_call(pc->rpc, &c->rc, req, c->timeout_ms, peer_call_done);
+  return rc == MBX_ECLOSED ? MBX_EPEER : rc;
 }
 
 int mbx_peer_call(struct mbx_node *n, const char *node_name, const Mbx__Request *req,
@@ -295,7 +269,6 @@ int mbx_peer_stream(struct mbx_node *n, const char *node_name, const Mbx__Reques
   struct peer_call *c = calloc(1, sizeof(*c));
   if (!c)
     return MBX_ENOMEM;
-  c->stream = true;
   c->scb = cb;
   c->arg = arg;
   c->timeout_ms = idle_timeout_ms;
@@ -305,7 +278,7 @@ int mbx_peer_stream(struct mbx_node *n, const char *node_name, const Mbx__Reques
     return rc;
   }
   if (call_id_r)
-    *call_id_r = c->id;
+    *call_id_r = c->rc.id;
   return 0;
 }
 
@@ -317,11 +290,8 @@ static struct peer_conn *peer_conn_of(struct mbx_node *n, const char *name, uint
   for (struct peer_conn *pc = n->peers->conns; pc; pc = pc->next) {
     if (strcmp(pc->name, name) != 0 || !pc->stream)
       continue;
-    if (call_id == 0)
+    if (call_id == 0 || mbx_rpc_has_call(pc->rpc, call_id))
       return pc;
-    for (struct peer_call *c = pc->calls; c; c = c->next)
-      if (c->id == call_id)
-        return pc;
   }
   return NULL;
 }
@@ -329,8 +299,9 @@ static struct peer_conn *peer_conn_of(struct mbx_node *n, const char *name, uint
 void mbx_peer_cancel(struct mbx_node *n, const char *node_name, uint64_t call_id)
 {
   struct peer_conn *pc = peer_conn_of(n, node_name, call_id);
-  if (pc && call_id)
-    free(peer_take_call(pc, call_id));
+  struct mbx_rpc_call *rc = pc && call_id ? mbx_rpc_cancel(pc->rpc, call_id) : NULL;
+  if (rc)
+    free(rc->data);
 }
 
 int mbx_peer_send(struct mbx_node *n, const char *node_name, uint64_t call_id,
@@ -349,40 +320,20 @@ size_t mbx_peer_queue_bytes(struct mbx_node *n, const char *node_name)
   return pc ? mbx_stream_write_queue_bytes(pc->stream) : 0;
 }
 
-/* Expired calls end with MBX_ETIMEDOUT; the connection stays (other calls may be fine). */
-static void peer_on_tick(uv_timer_t *t)
-{
-  struct mbx_peer_pool *p = t->data;
-  uint64_t now = mbx_mono_us();
-  for (struct peer_conn *pc = p->conns; pc; pc = pc->next) {
-    for (struct peer_call **pp = &pc->calls; *pp;) {
-      struct peer_call *c = *pp;
-      if (c->timeout_ms && now >= c->deadline_us) {
-        *pp = c->next;
-        mbx_warning("peer %s: request %llu timed out after %u ms", pc->name,
-                    (unsigned long long)c->id, c->timeout_ms);
-        peer_call_deliver(c, MBX_ETIMEDOUT, NULL);
-        free(c);
-      } else {
-        pp = &c->next;
-      }
-    }
-  }
-}
-
 void mbx_peer_shutdown(struct mbx_node *n)
 {
   struct mbx_peer_pool *p = n->peers;
   if (!p || p->stopping)
     return;
   p->stopping = true;
-  for (struct peer_conn *pc = p->conns, *next; pc; pc = next) {
-    next = pc->next;                  /* closing may free pc */
-    peer_conn_fail_all(pc, MBX_ESHUTDOWN);
-    if (pc->stream)
-      mbx_stream_close(pc->stream, 0);
+  /* Connections are freed only from their rpc's close callback, so the list holds. */
+  for (struct peer_conn *pc = p->conns; pc; pc = pc->next) {
+    if (!pc->stream)
+      continue;                       /* closing already: its calls have ended */
+    mbx_rpc_detach(pc->rpc, MBX_ESHUTDOWN);
+    mbx_stream_close(pc->stream, 0);
   }
-  uv_close((uv_handle_t *)&p->timer, peer_timer_closed);
+  peer_pool_maybe_free(p);
 }
 
 /* ---- forwarding ---------------------------------------------------------------- */

@@ -1,8 +1,9 @@
 /* peer.h — mbx_peer_*: this node talking to other mbxd nodes over the client
  * protocol, authenticated by its node certificate (OU=node → ROLE_NODE there).
  * Peers are named in the config (`peer.NAME = HOST:PORT`). Used to forward admin
- * requests to the node that must act, to tell a node to host a copy, and by the
- * replication sink to pull and seed. Loop thread only. */
+ * requests to the node that must act and to tell a node to host a copy; the
+ * replication sink and seed receiver look peers' addresses up here but keep streams
+ * of their own. Calls run on the shared RPC client (common/rpc.h). Loop thread only. */
 #ifndef MBX_PEER_H
 #define MBX_PEER_H
 

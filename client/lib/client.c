@@ -1,140 +1,20 @@
-/* client.c — libmbx core: connecting (server list, TLS via mbx_stream, hello),
- * pipelined calls matched by request id, per-call timeouts, and teardown that calls
- * every pending callback exactly once. Everything here runs on the connection's loop. */
+/* client.c — libmbx core: connecting (server list, TLS via mbx_stream, hello), and
+ * the connection's calls, which run on the project's one RPC client (common/rpc.h:
+ * pipelined by id, per-call timeouts, streams, every callback exactly once); this
+ * file adds what libmbx promises on top: last error, redirects, stolen replies.
+ * Everything here runs on the connection's loop. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "client_int.h"
+#include "rpc.h"
 #include "stream.h"
 #include "tls.h"
 
 static _Thread_local char open_error_buf[512];
-
-/* ======================================================================== */
-/* pending calls: a list in send order, which is also deadline order        */
-/* ======================================================================== */
-
-struct mbxc__call {
-  struct mbxc__call *next, *prev;
-  uint64_t id;
-  uint64_t deadline_us;
-  mbxc_reply_cb cb;
-  void *arg;
-};
-
-void mbxc__pending_init(struct mbxc__pending *p)
-{
-  memset(p, 0, sizeof(*p));
-  p->next_id = 1;
-}
-
-/* Appends a call; ids start at 1 (0 is what a server uses for connection errors). */
-int mbxc__pending_add(struct mbxc__pending *p, uint64_t deadline_us, mbxc_reply_cb cb,
-                      void *arg, uint64_t *id_r)
-{
-  struct mbxc__call *c = calloc(1, sizeof(*c));
-  if (!c)
-    return MBX_ENOMEM;
-  c->id = p->next_id++;
-  c->deadline_us = deadline_us;
-  c->cb = cb;
-  c->arg = arg;
-  c->prev = p->tail;
-  if (p->tail)
-    p->tail->next = c;
-  else
-    p->head = c;
-  p->tail = c;
-  p->count++;
-  *id_r = c->id;
-  return 0;
-}
-
-/* Puts a streaming call back at the tail under its own id (its deadline, now plus the
- * timeout, is the latest, so the list stays in deadline order). */
-int mbxc__pending_readd(struct mbxc__pending *p, uint64_t id, uint64_t deadline_us,
-                        mbxc_reply_cb cb, void *arg)
-{
-  struct mbxc__call *c = calloc(1, sizeof(*c));
-  if (!c)
-    return MBX_ENOMEM;
-  c->id = id;
-  c->deadline_us = deadline_us;
-  c->cb = cb;
-  c->arg = arg;
-  c->prev = p->tail;
-  if (p->tail)
-    p->tail->next = c;
-  else
-    p->head = c;
-  p->tail = c;
-  p->count++;
-  return 0;
-}
-
-static void pending_unlink(struct mbxc__pending *p, struct mbxc__call *c)
-{
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    p->head = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  else
-    p->tail = c->prev;
-  p->count--;
-}
-
-/* Removes the call with that id; returns 0 and its callback, or MBX_ENOTFOUND. */
-int mbxc__pending_take(struct mbxc__pending *p, uint64_t id, mbxc_reply_cb *cb_r,
-                       void **arg_r)
-{
-  for (struct mbxc__call *c = p->head; c; c = c->next) {
-    if (c->id != id)
-      continue;
-    pending_unlink(p, c);
-    *cb_r = c->cb;
-    *arg_r = c->arg;
-    free(c);
-    return 0;
-  }
-  return MBX_ENOTFOUND;
-}
-
-/* The oldest call that has a deadline (MBXC__NO_DEADLINE calls are skipped: the
- * others are still in deadline order among themselves). */
-static struct mbxc__call *pending_first_timed(const struct mbxc__pending *p)
-{
-  struct mbxc__call *c = p->head;
-  while (c && c->deadline_us == MBXC__NO_DEADLINE)
-    c = c->next;
-  return c;
-}
-
-/* Removes the oldest timed call if it is due at now_us, or (force) the oldest call
- * of any kind. */
-int mbxc__pending_take_expired(struct mbxc__pending *p, uint64_t now_us, bool force,
-                               mbxc_reply_cb *cb_r, void **arg_r)
-{
-  struct mbxc__call *c = force ? p->head : pending_first_timed(p);
-  if (!c || (!force && c->deadline_us > now_us))
-    return MBX_ENOTFOUND;
-  pending_unlink(p, c);
-  *cb_r = c->cb;
-  *arg_r = c->arg;
-  free(c);
-  return 0;
-}
-
-uint64_t mbxc__pending_next_deadline(const struct mbxc__pending *p)
-{
-  const struct mbxc__call *c = pending_first_timed(p);
-  return c ? c->deadline_us : 0;
-}
 
 /* ======================================================================== */
 /* connection state                                                         */
@@ -156,7 +36,9 @@ struct mbxc_conn {
   bool timer_closed;
   struct mbx_tls_ctx *tls;
   struct mbx_stream *stream;        /* NULL once its on_close ran */
-  uv_timer_t timer;                 /* connect timeout, then request deadlines */
+  uv_timer_t timer;                 /* connect timeout (per server attempt) */
+  struct mbx_rpc *rpc;              /* the calls; NULL once mbxc_close closed it */
+  bool rpc_closed;                  /* its close callback ran (or it never existed) */
 
   char *hosts[MBXC_MAX_SERVERS];
   uint16_t ports[MBXC_MAX_SERVERS];
@@ -170,16 +52,14 @@ struct mbxc_conn {
 
   mbxc_connect_cb connect_cb;
   void *connect_arg;
-  uint64_t hello_id;
+  struct mbx_rpc_call hello_call;   /* outstanding while state == CS_HELLO */
   Mbx__HelloResp *hello;            /* owned */
-
-  struct mbxc__pending pending;
 
   uv_tcp_t probe;                   /* diagnosis of a failed TCP connect */
   uv_connect_t probe_req;
   bool probe_active;
   char probe_result[128];
-  bool reply_stolen;                /* blocking.c kept the reply being delivered */
+  bool reply_stolen;                /* the reply being delivered was kept (blocking.c) */
 
   int last_code;
   char last_error[1024];
@@ -217,6 +97,12 @@ const Mbx__HelloResp *mbxc_server_info(const mbxc_conn *c)
 {
   return c && c->state == CS_READY ? c->hello : NULL;
 }
+void mbxc_set_request_timeout(mbxc_conn *c, uint32_t request_timeout_ms)
+{
+  if (c)
+    c->request_timeout_ms = request_timeout_ms ? request_timeout_ms : MBXC_DEFAULT_REQUEST_TIMEOUT_MS;
+}
+
 const char *mbxc_server_addr(const mbxc_conn *c) { return c ? c->addr : ""; }
 const char *mbxc_last_redirect(const mbxc_conn *c) { return c ? c->redirect : ""; }
 uv_loop_t *mbxc__loop(mbxc_conn *c) { return c->loop; }
@@ -350,8 +236,15 @@ static void conn_free(mbxc_conn *c)
 
 static void maybe_free(mbxc_conn *c)
 {
-  if (c->closing && c->timer_closed && !c->stream && !c->probe_active)
+  if (c->closing && c->timer_closed && c->rpc_closed && !c->stream && !c->probe_active)
     conn_free(c);
+}
+
+static void on_rpc_closed(void *arg)
+{
+  mbxc_conn *c = arg;
+  c->rpc_closed = true;
+  maybe_free(c);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -359,16 +252,6 @@ static void on_timer_closed(uv_handle_t *h)
   mbxc_conn *c = h->data;
   c->timer_closed = true;
   maybe_free(c);
-}
-
-/* Fails every call still pending with status; each callback once, removed first so
- * that a callback calling mbxc_close or mbxc_call sees a consistent list. */
-static void fail_all(mbxc_conn *c, int status)
-{
-  mbxc_reply_cb cb;
-  void *arg;
-  while (mbxc__pending_take_expired(&c->pending, 0, true, &cb, &arg) == 0)
-    cb(c, status, NULL, arg);
 }
 
 static void finish_connect(mbxc_conn *c, int status)
@@ -397,7 +280,8 @@ void mbxc_close(mbxc_conn **cp)
     conn_set_error(c, MBX_ECLOSED, "connection closed");
     c->state = CS_CLOSED;
   }
-  fail_all(c, MBX_ECLOSED);
+  /* every call in flight gets MBX_ECLOSED now; the rpc is freed from the loop */
+  mbx_rpc_close(&c->rpc, MBX_ECLOSED, on_rpc_closed, c);
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, on_timer_closed);
   uv_loop_t *loop = c->loop;
@@ -419,40 +303,13 @@ void mbxc_close(mbxc_conn **cp)
 /* timers                                                                   */
 /* ======================================================================== */
 
-static void on_timer(uv_timer_t *t);
-
-static void arm_request_timer(mbxc_conn *c)
-{
-  if (c->closing)
-    return;
-  uint64_t next = mbxc__pending_next_deadline(&c->pending);
-  if (!next) {
-    uv_timer_stop(&c->timer);
-    return;
-  }
-  uint64_t now = mbx_mono_us();
-  uint64_t ms = next > now ? (next - now + 999) / 1000 : 0;
-  uv_timer_start(&c->timer, on_timer, ms, 0);
-}
-
+/* The connect timer: this server took too long (TCP, TLS or hello); on_close moves on
+ * to the next one. Request deadlines are the rpc's. */
 static void on_timer(uv_timer_t *t)
 {
   mbxc_conn *c = t->data;
-  if (c->state == CS_CONNECTING || c->state == CS_HELLO) {
-    /* this server took too long: on_close moves on to the next one */
-    if (c->stream)
-      mbx_stream_close(c->stream, MBX_ETIMEDOUT);
-    return;
-  }
-  mbxc_reply_cb cb;
-  void *arg;
-  uint64_t now = mbx_mono_us();
-  while (!c->closing && mbxc__pending_take_expired(&c->pending, now, false, &cb, &arg) == 0) {
-    conn_set_error(c, MBX_ETIMEDOUT, "no reply from %s within %u ms", c->addr,
-                   c->request_timeout_ms);
-    cb(c, MBX_ETIMEDOUT, NULL, arg);
-  }
-  arm_request_timer(c);
+  if ((c->state == CS_CONNECTING || c->state == CS_HELLO) && c->stream)
+    mbx_stream_close(c->stream, MBX_ETIMEDOUT);
 }
 
 /* ======================================================================== */
@@ -461,6 +318,9 @@ static void on_timer(uv_timer_t *t)
 
 static int try_next_server(mbxc_conn *c);
 
+static bool on_hello(struct mbx_rpc_call *call, int status, const Mbx__Response *resp);
+
+/* TLS is up: the rpc carries the hello, then the caller's calls. */
 static void on_ready(struct mbx_stream *s, void *arg)
 {
   mbxc_conn *c = arg;
@@ -469,40 +329,48 @@ static void on_ready(struct mbx_stream *s, void *arg)
   hello.has_protocol_version = 1;
   hello.protocol_version = MBXC_PROTOCOL_VERSION;
   hello.client = c->client_name;
-  req.id = c->hello_id = c->pending.next_id++;
   req.body_case = MBX__REQUEST__BODY_HELLO;
   req.hello = &hello;
   c->state = CS_HELLO;
-  int rc = mbx_stream_send_pb(s, &req.base);
+  mbx_rpc_attach(c->rpc, s);
+  c->hello_call.data = c;
+  /* no deadline of its own: the connect timer bounds TCP + TLS + hello */
+  int rc = mbx_rpc_call(c->rpc, &c->hello_call, &req, 0, on_hello);
   if (rc < 0)
     mbx_stream_close(s, rc);
 }
 
-static void handle_hello(mbxc_conn *c, Mbx__Response *resp)
+static bool on_hello(struct mbx_rpc_call *call, int status, const Mbx__Response *resp)
 {
+  mbxc_conn *c = call->data;
+  if (!resp)
+    return false; /* the stream ended: its on_close reports this attempt */
   if (resp->error) {
-    int code = mbx_error_from_wire(resp->error->code);
-    conn_set_error(c, code, "%s: hello refused: %s", c->addr,
-                   resp->error->message ? resp->error->message : mbx_strerror(code));
-    mbx_stream_close(c->stream, code);
-    mbxc_free(&resp);
-    return;
+    conn_set_error(c, status, "%s: hello refused: %s", c->addr,
+                   resp->error->message ? resp->error->message : mbx_strerror(status));
+    mbx_stream_close(c->stream, status);
+    return false;
   }
   if (resp->body_case != MBX__RESPONSE__BODY_HELLO) {
     conn_set_error(c, MBX_EPROTO, "%s: unexpected reply to hello", c->addr);
     mbx_stream_close(c->stream, MBX_EPROTO);
-    mbxc_free(&resp);
-    return;
+    return false;
   }
-  c->hello = resp->hello;
-  resp->hello = NULL;
-  resp->body_case = MBX__RESPONSE__BODY__NOT_SET;
-  mbxc_free(&resp);
+  Mbx__Response *own = mbx_rpc_keep_response(call);
+  c->hello = own->hello;
+  own->hello = NULL;
+  own->body_case = MBX__RESPONSE__BODY__NOT_SET;
+  mbxc_free(&own);
+  mbx_rpc_set_max_request_bytes(c->rpc, c->hello->has_max_frame_bytes &&
+                                                c->hello->max_frame_bytes
+                                            ? (size_t)c->hello->max_frame_bytes
+                                            : c->max_frame_bytes);
   uv_timer_stop(&c->timer);
   c->state = CS_READY;
   c->last_code = 0;
   c->last_error[0] = 0;
   finish_connect(c, 0);
+  return false;
 }
 
 /* Keeps the server's redirect of an ENOTACTIVE refusal, if it looks like HOST:PORT. */
@@ -515,47 +383,55 @@ static void note_redirect(mbxc_conn *c, const Mbx__Error *e)
   snprintf(c->redirect, sizeof(c->redirect), "%s", e->redirect);
 }
 
-/* ---- streaming calls: one request, several responses on its id ---------------
- * A streaming call sits in the pending list like any call, with stream_final as its
- * callback and a struct stream_call as its argument, so that timeouts and teardown
- * (which call stream_final) end it exactly once. Each successful response is handed
- * to the caller's stream callback; while it asks for more, the call goes back into
- * the list with a fresh deadline (the timeout is per response, not per stream). */
-struct stream_call {
-  mbxc_stream_cb cb;
-  void *arg;
-  bool no_timeout;                  /* a subscription: waits for its next response forever */
-};
-
-static void stream_final(mbxc_conn *c, int status, const Mbx__Response *resp, void *arg)
+/* A response no call is waiting for: id 0 is the server's connection-level
+ * complaint; anything else answers a call that already timed out, and is dropped. */
+static void on_unmatched(const Mbx__Response *resp, void *arg)
 {
-  struct stream_call *sc = arg;
-  mbxc_stream_cb cb = sc->cb;
-  void *cb_arg = sc->arg;
-  free(sc);
-  (void)cb(c, status, resp, cb_arg);
+  mbxc_conn *c = arg;
+  if (resp->id == 0 && resp->error)
+    conn_set_error(c, mbx_error_from_wire(resp->error->code), "%s",
+                   resp->error->message ? resp->error->message : "connection refused by server");
 }
 
-static void stream_deliver(mbxc_conn *c, Mbx__Response *resp, struct stream_call *sc)
+/* ---- the caller's calls ------------------------------------------------------
+ * One struct per mbxc_call (one answer) or mbxc_call_stream (several, while the
+ * caller's callback returns true). The rpc ends it exactly once; this adds the
+ * connection's last error and redirect, and the blocking face's stolen replies. */
+struct client_call {
+  struct mbx_rpc_call rc;
+  mbxc_conn *c;
+  mbxc_reply_cb cb;                 /* mbxc_call, or */
+  mbxc_stream_cb scb;               /* mbxc_call_stream */
+  void *arg;
+};
+
+static bool on_call(struct mbx_rpc_call *rc, int status, const Mbx__Response *resp)
 {
-  uint64_t id = resp->id;
-  bool more = sc->cb(c, 0, resp, sc->arg);
-  if (!c->reply_stolen)
-    mbxc_free(&resp);
-  c->reply_stolen = false;
-  if (!more) {
-    free(sc);
-  } else if (c->closing || c->state != CS_READY) {
-    /* closed from inside the callback: the stream ends here, once */
-    stream_final(c, MBX_ECLOSED, NULL, sc);
-  } else {
-    uint64_t deadline = sc->no_timeout ? MBXC__NO_DEADLINE
-                                       : mbx_mono_us() + (uint64_t)c->request_timeout_ms * 1000;
-    if (mbxc__pending_readd(&c->pending, id, deadline, stream_final, sc) < 0)
-      stream_final(c, MBX_ENOMEM, NULL, sc);
+  struct client_call *cc = rc->data;
+  mbxc_conn *c = cc->c;
+  if (resp && resp->error) {
+    conn_set_error(c, status, "%s",
+                   resp->error->message && *resp->error->message ? resp->error->message
+                                                                 : mbx_strerror(status));
+    note_redirect(c, resp->error);
+  } else if (status == MBX_ETIMEDOUT) {
+    conn_set_error(c, MBX_ETIMEDOUT, "no reply from %s within %u ms", c->addr,
+                   c->request_timeout_ms);
   }
-  if (!c->closing)
-    arm_request_timer(c);
+  /* a callback may close the connection and so end other calls: their callbacks run
+   * inside this one, so the stolen flag is saved around it */
+  bool stolen_outer = c->reply_stolen, more = false;
+  c->reply_stolen = false;
+  if (cc->scb)
+    more = cc->scb(c, status, resp, cc->arg) && status == 0;
+  else
+    cc->cb(c, status, resp, cc->arg);
+  if (c->reply_stolen && resp)
+    (void)mbx_rpc_keep_response(rc);
+  c->reply_stolen = stolen_outer;
+  if (!more)
+    free(cc);
+  return more;
 }
 
 static void on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, void *arg)
@@ -563,47 +439,10 @@ static void on_frame(struct mbx_stream *s, const uint8_t *frame, size_t len, voi
   mbxc_conn *c = arg;
   if (c->closing)
     return;
-  Mbx__Response *resp = mbx__response__unpack(NULL, len, frame);
-  if (!resp) {
+  if (mbx_rpc_on_frame(c->rpc, frame, len) < 0) {
     conn_set_error(c, MBX_EPROTO, "%s sent an undecodable reply", c->addr);
     mbx_stream_close(s, MBX_EPROTO);
-    return;
   }
-  if (c->state == CS_HELLO && resp->id == c->hello_id) {
-    handle_hello(c, resp);
-    return;
-  }
-  mbxc_reply_cb cb;
-  void *cb_arg;
-  if (mbxc__pending_take(&c->pending, resp->id, &cb, &cb_arg) < 0) {
-    /* id 0 is the server's connection-level complaint; anything else is a reply
-     * to a call that already timed out: dropped. */
-    if (resp->id == 0 && resp->error)
-      conn_set_error(c, mbx_error_from_wire(resp->error->code), "%s",
-                     resp->error->message ? resp->error->message : "connection refused by server");
-    mbxc_free(&resp);
-    return;
-  }
-  int status = 0;
-  if (resp->error) {
-    status = mbx_error_from_wire(resp->error->code);
-    conn_set_error(c, status, "%s",
-                   resp->error->message && *resp->error->message ? resp->error->message
-                                                                 : mbx_strerror(status));
-    note_redirect(c, resp->error);
-  }
-  c->reply_stolen = false;
-  if (cb == stream_final && status == 0) {
-    stream_deliver(c, resp, cb_arg);
-    return;
-  }
-  cb(c, status, resp, cb_arg);
-  if (!c->reply_stolen)
-    mbxc_free(&resp);
-  c->reply_stolen = false;
-  /* c may be closing now, but is not freed before the stream's on_close */
-  if (!c->closing)
-    arm_request_timer(c);
 }
 
 static void on_frame_error(struct mbx_stream *s, int err, void *arg)
@@ -702,6 +541,7 @@ static void on_close(struct mbx_stream *s, int status, void *arg)
     return;
   }
   if (c->state == CS_CONNECTING || c->state == CS_HELLO) {
+    mbx_rpc_detach(c->rpc, MBX_ECLOSED); /* ends the hello, if it was sent */
     int code = status ? status : MBX_ECLOSED;
     if (code == MBX_ECONN && c->state == CS_CONNECTING && !c->last_code && start_probe(c) == 0)
       return; /* probe_done continues */
@@ -714,7 +554,7 @@ static void on_close(struct mbx_stream *s, int status, void *arg)
   if (!c->last_code || c->last_code == MBX_ETIMEDOUT)
     conn_set_error(c, MBX_ECLOSED, "connection to %s lost (%s)", c->addr,
                    status ? status_text(status) : "closed by server");
-  fail_all(c, MBX_ECLOSED);
+  mbx_rpc_detach(c->rpc, MBX_ECLOSED);
 }
 
 static const struct mbx_stream_callbacks stream_cbs = {
@@ -774,7 +614,7 @@ int mbxc_connect(uv_loop_t *loop, const struct mbxc_options *opts, mbxc_connect_
   }
   c->loop = loop;
   c->timer_closed = true; /* until initialised */
-  mbxc__pending_init(&c->pending);
+  c->rpc_closed = true;
   c->connect_timeout_ms = opts->connect_timeout_ms ? opts->connect_timeout_ms
                                                    : MBXC_DEFAULT_CONNECT_TIMEOUT_MS;
   c->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms
@@ -815,6 +655,17 @@ int mbxc_connect(uv_loop_t *loop, const struct mbxc_options *opts, mbxc_connect_
     mbxc__open_error_set("TLS setup: %s", terr ? terr : mbx_strerror(rc));
     return rc;
   }
+  struct mbx_rpc_options ro = {
+      .max_request_bytes = c->max_frame_bytes, /* the server's, once its hello tells */
+      .on_unmatched = on_unmatched,
+      .arg = c,
+  };
+  if ((rc = mbx_rpc_new(loop, &ro, &c->rpc)) < 0) {
+    conn_free(c);
+    mbxc__open_error_set("out of memory");
+    return rc;
+  }
+  c->rpc_closed = false;
   uv_timer_init(loop, &c->timer);
   c->timer.data = c;
   c->timer_closed = false;
@@ -831,64 +682,43 @@ int mbxc_connect(uv_loop_t *loop, const struct mbxc_options *opts, mbxc_connect_
   return 0;
 }
 
-/* mbxc_call with a deadline (MBXC__NO_DEADLINE: none). */
-static int call_until(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg,
-                      uint64_t deadline)
+/* Sends req as a call answered to cb (one reply) or scb (a stream). The call's state
+ * is the rpc's until on_call frees it; req carries the id it was sent with, as mbx.h
+ * promises. */
+static int call_start(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, mbxc_stream_cb scb,
+                      void *arg, uint32_t timeout_ms)
 {
-  if (!c || !req || !cb)
-    return MBX_EINVAL;
   if (c->closing || c->state == CS_CLOSED || c->state == CS_FAILED || !c->stream)
     return MBX_ECLOSED;
   if (c->state != CS_READY)
     return MBX_EINVAL;
-  uint64_t id;
-  int rc = mbxc__pending_add(&c->pending, deadline, cb, arg, &id);
-  if (rc < 0)
-    return rc;
-  req->id = id;
-  size_t max = c->hello && c->hello->has_max_frame_bytes && c->hello->max_frame_bytes
-                   ? (size_t)c->hello->max_frame_bytes
-                   : c->max_frame_bytes;
-  if (protobuf_c_message_get_packed_size(&req->base) > max)
-    rc = MBX_ELIMIT;
-  else
-    rc = mbx_stream_send_pb(c->stream, &req->base);
+  struct client_call *cc = calloc(1, sizeof(*cc));
+  if (!cc)
+    return MBX_ENOMEM;
+  *cc = (struct client_call){.rc.data = cc, .c = c, .cb = cb, .scb = scb, .arg = arg};
+  int rc = mbx_rpc_call(c->rpc, &cc->rc, req, timeout_ms, on_call);
+  if (cc->rc.id)
+    req->id = cc->rc.id;
   if (rc < 0) {
-    mbxc_reply_cb dummy_cb;
-    void *dummy_arg;
-    mbxc__pending_take(&c->pending, id, &dummy_cb, &dummy_arg);
     conn_set_error(c, rc, "request not sent: %s", mbx_strerror(rc));
-    return rc;
+    free(cc);
   }
-  /* The timer follows the oldest timed call: arm it when this call is that one. */
-  if (deadline != MBXC__NO_DEADLINE && mbxc__pending_next_deadline(&c->pending) == deadline)
-    arm_request_timer(c);
-  return 0;
+  return rc;
 }
 
 int mbxc_call(mbxc_conn *c, Mbx__Request *req, mbxc_reply_cb cb, void *arg)
 {
-  uint64_t deadline = mbx_mono_us() + (uint64_t)(c ? c->request_timeout_ms : 0) * 1000;
-  return call_until(c, req, cb, arg, deadline);
+  if (!c || !req || !cb)
+    return MBX_EINVAL;
+  return call_start(c, req, cb, NULL, arg, c->request_timeout_ms);
 }
 
 int mbxc__call_stream_opts(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg,
                            bool no_timeout)
 {
-  if (!cb || !c)
+  if (!c || !req || !cb)
     return MBX_EINVAL;
-  struct stream_call *sc = malloc(sizeof(*sc));
-  if (!sc)
-    return MBX_ENOMEM;
-  sc->cb = cb;
-  sc->arg = arg;
-  sc->no_timeout = no_timeout;
-  uint64_t deadline = no_timeout ? MBXC__NO_DEADLINE
-                                 : mbx_mono_us() + (uint64_t)c->request_timeout_ms * 1000;
-  int rc = call_until(c, req, stream_final, sc, deadline);
-  if (rc < 0)
-    free(sc);
-  return rc;
+  return call_start(c, req, NULL, cb, arg, no_timeout ? 0 : c->request_timeout_ms);
 }
 
 int mbxc_call_stream(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *arg)
@@ -898,7 +728,7 @@ int mbxc_call_stream(mbxc_conn *c, Mbx__Request *req, mbxc_stream_cb cb, void *a
 
 bool mbxc__in_flight(const mbxc_conn *c)
 {
-  return c->state == CS_READY && !c->closing && c->pending.count > 0;
+  return c->state == CS_READY && !c->closing && mbx_rpc_pending(c->rpc) > 0;
 }
 
 /* ======================================================================== */
@@ -919,7 +749,7 @@ int mbxc__reconnect_sync(mbxc_conn *c, const char *servers)
   char *hosts[MBXC_MAX_SERVERS];
   uint16_t ports[MBXC_MAX_SERVERS];
   size_t n;
-  if (!c->own_loop || c->closing || c->pending.count)
+  if (!c->own_loop || c->closing || mbx_rpc_pending(c->rpc))
     return MBX_EINVAL;
   int rc = mbxc__parse_servers(servers, hosts, ports, MBXC_MAX_SERVERS, &n);
   if (rc < 0)

@@ -1,34 +1,10 @@
-/* client_int.h — libmbx internals shared between client.c and blocking.c (mbxc__
- * prefix), and the pure pieces exposed to the unit tests. Not installed. */
+/* client_int.h — libmbx internals shared between client.c, blocking.c and
+ * subscribe.c (mbxc__ prefix), and the pure pieces exposed to the unit tests. The
+ * calls themselves run on common/rpc.h. Not installed. */
 #ifndef MBX_CLIENT_INT_H
 #define MBX_CLIENT_INT_H
 
 #include "mbx/mbx.h"
-
-struct mbxc__call;
-
-/* The deadline of a call that never times out (a subscription: mbxc_subscribe). */
-#define MBXC__NO_DEADLINE UINT64_MAX
-
-/* In-flight calls, oldest first. All calls share one timeout, so send order is
- * deadline order and one timer on the oldest timed call suffices; calls without a
- * deadline (MBXC__NO_DEADLINE) sit among them and are skipped by the timer. */
-struct mbxc__pending {
-  struct mbxc__call *head, *tail;
-  size_t count;
-  uint64_t next_id;
-};
-
-void mbxc__pending_init(struct mbxc__pending *p);
-int mbxc__pending_add(struct mbxc__pending *p, uint64_t deadline_us, mbxc_reply_cb cb,
-                      void *arg, uint64_t *id_r);
-int mbxc__pending_take(struct mbxc__pending *p, uint64_t id, mbxc_reply_cb *cb_r,
-                       void **arg_r);
-int mbxc__pending_take_expired(struct mbxc__pending *p, uint64_t now_us, bool force,
-                               mbxc_reply_cb *cb_r, void **arg_r);
-int mbxc__pending_readd(struct mbxc__pending *p, uint64_t id, uint64_t deadline_us,
-                        mbxc_reply_cb cb, void *arg);
-uint64_t mbxc__pending_next_deadline(const struct mbxc__pending *p);
 
 int mbxc__parse_servers(const char *list, char **hosts, uint16_t *ports, size_t max,
                         size_t *n_r);

@@ -1,6 +1,6 @@
 /* test_client_lib.c — libmbx pieces that need no node: folder path resolution over a
- * synthetic FoldersResp, server list parsing, and the pending-call table that
- * matches pipelined replies by id and expires calls in deadline order. */
+ * synthetic FoldersResp, server list parsing, and a connect that every server
+ * refuses. (The table of calls in flight is common/rpc.c's: test_rpc_calls.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,88 +116,9 @@ static void test_server_list(void **state)
     assert_int_equal(mbxc__parse_servers(bad[i], hosts, ports, 4, &n), MBX_EINVAL);
 }
 
-/* ---- pending calls ---- */
-
-static int calls[8];
-
 static void cb_a(mbxc_conn *c, int status, const Mbx__Response *r, void *arg)
 {
-  (void)c; (void)status; (void)r;
-  calls[(intptr_t)arg]++;
-}
-
-static void test_pending_pipelining(void **state)
-{
-  (void)state;
-  struct mbxc__pending p;
-  mbxc__pending_init(&p);
-  uint64_t ids[4];
-  for (int i = 0; i < 4; i++)
-    assert_int_equal(mbxc__pending_add(&p, 1000 + (uint64_t)i * 10, cb_a, (void *)(intptr_t)i,
-                                       &ids[i]), 0);
-  assert_int_not_equal(ids[0], 0);                       /* 0 is the server's "no call" */
-  for (int i = 1; i < 4; i++)
-    assert_true(ids[i] > ids[i - 1]);                    /* unique */
-  assert_int_equal(mbxc__pending_next_deadline(&p), 1000);
-
-  /* replies out of order each reach their own callback, once */
-  mbxc_reply_cb cb;
-  void *arg;
-  assert_int_equal(mbxc__pending_take(&p, ids[2], &cb, &arg), 0);
-  cb(NULL, 0, NULL, arg);
-  assert_int_equal(mbxc__pending_take(&p, ids[2], &cb, &arg), MBX_ENOTFOUND); /* duplicate */
-  assert_int_equal(mbxc__pending_take(&p, ids[0], &cb, &arg), 0);
-  cb(NULL, 0, NULL, arg);
-  assert_int_equal(mbxc__pending_take(&p, 999, &cb, &arg), MBX_ENOTFOUND);
-  assert_int_equal(p.count, 2);
-  assert_int_equal(mbxc__pending_next_deadline(&p), 1010);
-
-  /* expiry goes in deadline order and only for calls that are due */
-  assert_int_equal(mbxc__pending_take_expired(&p, 1005, false, &cb, &arg), MBX_ENOTFOUND);
-  assert_int_equal(mbxc__pending_take_expired(&p, 1010, false, &cb, &arg), 0);
-  assert_ptr_equal(arg, (void *)(intptr_t)1);
-  cb(NULL, MBX_ETIMEDOUT, NULL, arg);
-  /* teardown drains the rest */
-  int n = 0;
-  while (mbxc__pending_take_expired(&p, 0, true, &cb, &arg) == 0 && n < 10) {
-    cb(NULL, MBX_ECLOSED, NULL, arg);
-    n++;
-  }
-  assert_int_equal(n, 1);
-  assert_int_equal(p.count, 0);
-  assert_int_equal(mbxc__pending_next_deadline(&p), 0);
-  for (int i = 0; i < 4; i++)
-    assert_int_equal(calls[i], 1);                       /* exactly once each */
-}
-
-/* A subscription (no deadline) among timed calls: the timer looks past it, expiry
- * never takes it, teardown does. */
-static void test_pending_no_deadline(void **state)
-{
-  (void)state;
-  struct mbxc__pending p;
-  mbxc__pending_init(&p);
-  uint64_t sub, a, b;
-  assert_int_equal(mbxc__pending_add(&p, MBXC__NO_DEADLINE, cb_a, (void *)(intptr_t)5, &sub), 0);
-  assert_int_equal(mbxc__pending_next_deadline(&p), 0); /* nothing to time */
-  assert_int_equal(mbxc__pending_add(&p, 2000, cb_a, (void *)(intptr_t)6, &a), 0);
-  assert_int_equal(mbxc__pending_readd(&p, sub, MBXC__NO_DEADLINE, cb_a, (void *)(intptr_t)5), 0);
-  assert_int_equal(mbxc__pending_add(&p, 2010, cb_a, (void *)(intptr_t)7, &b), 0);
-  assert_int_equal(mbxc__pending_next_deadline(&p), 2000);
-  mbxc_reply_cb cb;
-  void *arg;
-  assert_int_equal(mbxc__pending_take_expired(&p, UINT64_MAX - 1, false, &cb, &arg), 0);
-  assert_ptr_equal(arg, (void *)(intptr_t)6);
-  assert_int_equal(mbxc__pending_take_expired(&p, UINT64_MAX - 1, false, &cb, &arg), 0);
-  assert_ptr_equal(arg, (void *)(intptr_t)7);
-  /* only the subscriptions are left: nothing ever expires them */
-  assert_int_equal(mbxc__pending_take_expired(&p, UINT64_MAX - 1, false, &cb, &arg), MBX_ENOTFOUND);
-  assert_int_equal(mbxc__pending_next_deadline(&p), 0);
-  int n = 0;
-  while (mbxc__pending_take_expired(&p, 0, true, &cb, &arg) == 0 && n < 10)
-    n++;
-  assert_int_equal(n, 2); /* the original entry and its re-added one */
-  (void)b;
+  (void)c; (void)status; (void)r; (void)arg;
 }
 
 static void connect_cb(mbxc_conn *c, int status, void *arg) { (void)c; *(int *)arg = status; }
@@ -265,8 +186,6 @@ int main(void)
     cmocka_unit_test(test_folder_resolution),
     cmocka_unit_test(test_folder_path_and_roles),
     cmocka_unit_test(test_server_list),
-    cmocka_unit_test(test_pending_pipelining),
-    cmocka_unit_test(test_pending_no_deadline),
     cmocka_unit_test(test_connect_refused),
   };
   return cmocka_run_group_tests(tests, setup, NULL);

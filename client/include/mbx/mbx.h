@@ -139,6 +139,9 @@ int mbxc_call_stream_sync(mbxc_conn *conn, Mbx__Request *req, mbxc_stream_cb cb,
 /* ---- information --------------------------------------------------------- */
 
 /* The redirect ("HOST:PORT") of the last ENOTACTIVE refusal on conn, or "". */
+/* Changes the per-call reply timeout for calls started from now on (0 = 30000 ms):
+ * e.g. a generous one for a login, a short one afterwards. */
+void mbxc_set_request_timeout(mbxc_conn *conn, uint32_t request_timeout_ms);
 const char *mbxc_last_redirect(const mbxc_conn *conn);
 
 /* One line describing the last failure on conn (the server's message for a refusal,

@@ -1,6 +1,8 @@
 /* rfc5322.h — the header summary of a raw message (subject, from, to, cc, date,
  * Message-ID, size) for Item.message. Tolerant: garbage in gives an empty or partial
- * summary, never a failure or an out-of-bounds read. */
+ * summary, never a failure or an out-of-bounds read. Shared: the node's store, the
+ * cached-mode client (a message appended offline shows what the server will show)
+ * and the standard-protocol front ends all parse with this one. Pure, thread-safe. */
 #ifndef MBX_RFC5322_H
 #define MBX_RFC5322_H
 
