@@ -123,6 +123,34 @@ static int emit_json(const ProtobufCMessage *m)
   return 0;
 }
 
+/* A write's result as JSON, with the node and epoch that acknowledged it (so that a
+ * history can be checked): {"…":…, "ack_node":"node1", "ack_epoch":3}. */
+static int emit_json_ack(struct ctx *x, const ProtobufCMessage *m)
+{
+  uint64_t epoch = 0;
+  const char *node = mbxc_last_ack(x->conn, &epoch);
+  if (!*node)
+    return emit_json(m);
+  struct mbx_buf b;
+  mbx_buf_init(&b, 0);
+  int rc = mbxcli_json_message(&b, m);
+  if (rc == 0 && b.len >= 2 && b.data[b.len - 1] == '}') {
+    char tail[128];
+    int n = snprintf(tail, sizeof(tail), "%s\"ack_node\":\"%s\",\"ack_epoch\":%" PRIu64 "}\n",
+                     b.len > 2 ? "," : "", node, epoch);
+    b.len--;
+    rc = mbx_buf_append(&b, tail, (size_t)n);
+  } else if (rc == 0) {
+    rc = mbx_buf_append(&b, "\n", 1);
+  }
+  if (rc == 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
+    rc = MBX_EIO;
+  mbx_buf_free(&b);
+  if (rc < 0)
+    return local_error("cannot write output: %s", mbx_strerror(rc));
+  return 0;
+}
+
 /* ======================================================================== */
 /* passwords                                                                */
 /* ======================================================================== */
@@ -398,7 +426,7 @@ static int print_item_result(struct ctx *x, Mbx__ItemResp *ir, const char *verb)
 {
   int ex = 0;
   if (x->json)
-    ex = emit_json(&ir->base);
+    ex = emit_json_ack(x, &ir->base);
   else if (ir->item)
     printf("%s item %" PRIu64 " in folder %" PRIu64 "\n", verb, ir->item->id,
            ir->item->folder_id);
@@ -431,7 +459,7 @@ static int folder_result(struct ctx *x, Mbx__FolderResp *r, const char *verb)
 {
   int ex = 0;
   if (x->json) {
-    ex = emit_json(&r->base);
+    ex = emit_json_ack(x, &r->base);
   } else if (r->folder) {
     Mbx__FoldersResp *fr = NULL;
     if (folders_of(x, &fr) < 0)

@@ -96,6 +96,8 @@ static int call_once(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
   if (w.status < 0)
     return w.status;
   *resp_r = w.resp;
+  if (w.resp && w.resp->ack_node)
+    mbxc__set_ack(c, w.resp->ack_node, w.resp->has_ack_epoch ? w.resp->ack_epoch : 0);
   return 0;
 }
 

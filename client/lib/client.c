@@ -69,6 +69,8 @@ struct mbxc_conn {
   Mbx__Role login_role;
   char *login_user, *login_pw;
   int reconnect_status;
+  char ack_node[64];                /* the last acknowledged write's node and epoch */
+  uint64_t ack_epoch;
 };
 
 static void conn_set_error(mbxc_conn *c, int code, const char *fmt, ...)
@@ -97,6 +99,19 @@ const Mbx__HelloResp *mbxc_server_info(const mbxc_conn *c)
 {
   return c && c->state == CS_READY ? c->hello : NULL;
 }
+void mbxc__set_ack(mbxc_conn *c, const char *node, uint64_t epoch)
+{
+  snprintf(c->ack_node, sizeof(c->ack_node), "%s", node ? node : "");
+  c->ack_epoch = epoch;
+}
+
+const char *mbxc_last_ack(const mbxc_conn *c, uint64_t *epoch_r)
+{
+  if (epoch_r)
+    *epoch_r = c ? c->ack_epoch : 0;
+  return c ? c->ack_node : "";
+}
+
 void mbxc_set_request_timeout(mbxc_conn *c, uint32_t request_timeout_ms)
 {
   if (c)

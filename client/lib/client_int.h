@@ -22,6 +22,8 @@ void mbxc__set_own_loop(mbxc_conn *c);
 bool mbxc__own_loop(const mbxc_conn *c);
 /* Inside a reply callback: the library will not free the reply; the caller owns it. */
 void mbxc__steal_reply(mbxc_conn *c);
+/* Records who acknowledged the last write (Response.ack_node/ack_epoch). */
+void mbxc__set_ack(mbxc_conn *c, const char *node, uint64_t epoch);
 void mbxc__set_last_error(mbxc_conn *c, int code, const char *msg);
 /* Blocking mode: drops the server and connects to servers instead (redirects). */
 int mbxc__reconnect_sync(mbxc_conn *c, const char *servers);

@@ -33,6 +33,8 @@ for n in node2 node3; do
   it_run -u MBX_USER -u MBX_PASSWORD MBX_SERVER="$(node_addr $n)" MBX_CERT="$TR_CERT" \
     MBX_KEY="$TR_KEY" -- --json deliver --to carol@example.com "$IT_WORK/$n.eml"
   ok "deliver through $n"
+  eq "$(jqo '.ack_node')" node1 "the node that acknowledged the deliver through $n"
+  [[ "$(jqo '.ack_epoch')" =~ ^[1-9][0-9]*$ ]] || fail "no ack_epoch in $OUT"
 done
 
 step "the copies did not fork: same history everywhere"

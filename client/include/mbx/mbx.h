@@ -139,6 +139,9 @@ int mbxc_call_stream_sync(mbxc_conn *conn, Mbx__Request *req, mbxc_stream_cb cb,
 /* ---- information --------------------------------------------------------- */
 
 /* The redirect ("HOST:PORT") of the last ENOTACTIVE refusal on conn, or "". */
+/* The node and epoch that acknowledged the last write answered on this connection
+ * ("" and 0 if none, or an older node): for checking a history. */
+const char *mbxc_last_ack(const mbxc_conn *conn, uint64_t *epoch_r);
 /* Changes the per-call reply timeout for calls started from now on (0 = 30000 ms):
  * e.g. a generous one for a login, a short one afterwards. */
 void mbxc_set_request_timeout(mbxc_conn *conn, uint32_t request_timeout_ms);
