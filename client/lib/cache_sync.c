@@ -650,6 +650,13 @@ static int changed_since(struct mbxc_cache_syncer *s, mbxc_conn *conn, uint64_t 
       *gone_r = true;
       break;
     }
+    if (rc == MBX_ESTATE && tok.len && page == 0) {
+      /* A token the server refuses (another incarnation, a discarded history): ask
+       * for everything instead. Anything there that is not our own echo counts as
+       * changed, so only a folder that is empty on the server is deleted. */
+      tok = (ProtobufCBinaryData){ 0 };
+      continue;
+    }
     if (rc == MBX_ESTATE) {
       *changed_r = true; /* cannot tell: keep it */
       break;

@@ -6,7 +6,8 @@
 # the database is moved to node2, which begins epoch 2 and writes other records at
 # the tail's lsns. The tail's states are refused on node2 (before and after it passes
 # their lsn), a state from before the tail still works, node3 is reseeded away from
-# the tail, and a cached profile that had synced the tail resyncs and drops it.
+# the tail, and a cached profile that had synced the tail resyncs and drops it (and
+# still deletes an empty folder whose state was refused).
 . "$(dirname "$0")/lib.sh"
 it_init
 it_up_repl
@@ -30,6 +31,7 @@ subjects() { jqo '[.added[]?, .changed[]? | .message.subject] | sort | join(" ")
 
 step "fill db1; a sync state from the common history"
 deliver_at node1 fill 3
+as_demo_at node1 folder create Gone; ok "folder create Gone"
 wait_synced 60 db1 node1 node2 node3
 as_demo_at node1 --json sync Inbox; ok "sync Inbox on node1"
 common=$(jqo .state)
@@ -95,7 +97,11 @@ grep -aq 'split at lsn' "$IT_DIR/log/node3.log" || fail "node3 never found it ha
 digests_equal db1 node2 node1 node3
 
 step "the cached profile that synced the tail resyncs its folders and drops it"
+as_cached p folder delete Gone; ok "delete the empty folder Gone in the profile"
 sync_now p
+as_demo_at node2 --json folders; ok "folders on node2"
+eq "$(jqo '[.folders[] | select(.name == "Gone")] | length')" 0 \
+  "Gone, empty on the server, deleted despite its refused state"
 folder_items server - Inbox >"$IT_WORK/inbox.server"
 folder_items cached p Inbox >"$IT_WORK/inbox.p"
 eq "$(cut -d'|' -f1 "$IT_WORK/inbox.p" | tr '\n' ' ')" "fill-1 fill-2 fill-3 other-1 other-2 other-3 " \
