@@ -85,13 +85,18 @@ static int sync_check_lineage(struct mbx_rtxn *r, const struct sync_lineage *tok
     return err;
   if (!err && at.epoch == tok->epoch && at.first_lsn == tok->first_lsn)
     return 0;
-  if (err)
+  if (tok->lsn > here->lsn)
     *why_r = mbx_arena_printf(a,
                               "the sync state was issued at lsn %llu in epoch %llu, beyond this "
                               "copy's last lsn %llu: it reported changes from a history this "
                               "copy does not have (discarded by a failover or a restore)",
                               (unsigned long long)tok->lsn, (unsigned long long)tok->epoch,
                               (unsigned long long)here->lsn);
+  else if (err)
+    *why_r = mbx_arena_printf(a,
+                              "the sync state was issued at lsn %llu in epoch %llu, before this "
+                              "copy's epoch history begins",
+                              (unsigned long long)tok->lsn, (unsigned long long)tok->epoch);
   else
     *why_r = mbx_arena_printf(
         a,
@@ -139,8 +144,8 @@ static int sync_make_token(struct mbx_store *s, uint64_t scope, uint64_t cn, boo
 /* Decodes a token; MBX_ESTATE unless it is intact, for this scope/kind/db and (if it
  * names one) of a lineage this copy's history contains. */
 static int sync_parse_token(struct mbx_rtxn *r, const uint8_t *t, size_t len, uint64_t scope,
-                            bool hierarchy, const struct sync_lineage *here,
-                            struct mbx_arena *a, struct mbx_sync_result *res, uint64_t *cn_r)
+                            bool hierarchy, const struct sync_lineage *here, struct mbx_arena *a,
+                            struct mbx_sync_result *res, uint64_t *cn_r)
 {
   struct mbx_store *s = r->s;
   *cn_r = 0;

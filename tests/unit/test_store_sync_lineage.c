@@ -222,6 +222,11 @@ static void test_sync_lineage_old_and_forged_states(void **state)
   forged.epoch_first_lsn = 2;
   ft = encode(&forged);
   assert_int_equal(sync_f(f, mb, inbox, &ft, &res), MBX_ESTATE);
+  forged = *st; /* an lsn no history holds */
+  forged.lsn = 0;
+  ft = encode(&forged);
+  assert_int_equal(sync_f(f, mb, inbox, &ft, &res), MBX_ESTATE);
+  assert_non_null(strstr(res.why, "before this copy's epoch history begins"));
   forged = *st; /* part of a lineage */
   forged.has_epoch_first_lsn = false;
   ft = encode(&forged);
