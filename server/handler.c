@@ -605,6 +605,15 @@ static uint32_t sync_max(bool has, uint32_t v)
   return v > SYNC_MAX_LIMIT ? SYNC_MAX_LIMIT : v;
 }
 
+/* A sync state refused for a reason the store names (a discarded history): the
+ * client must start that folder (or the hierarchy) over. */
+static int req_sync_refused(struct mbx_req *r, const char *why, const char *what)
+{
+  mbx_notice("db %s epoch %llu: sync of %s refused: %s", r->db->name,
+             (unsigned long long)mbx_store_epoch(r->db->store), what, why);
+  return req_fail(r, MBX_ESTATE, "%s; sync %s again without a state", why, what);
+}
+
 static int h_sync(struct mbx_req *r)
 {
   Mbx__SyncReq *q = r->rq->sync;
@@ -616,6 +625,8 @@ static int h_sync(struct mbx_req *r)
   rc = mbx_store_sync_folder(r->rtxn, r->mailbox_id, q->folder_id,
                              q->has_state ? q->state.data : NULL, q->has_state ? q->state.len : 0,
                              sync_max(q->has_max_changes, q->max_changes), &r->arena, &res);
+  if (rc == MBX_ESTATE && res.why)
+    return req_sync_refused(r, res.why, req_what(r, "folder", q->folder_id));
   if (rc < 0)
     return req_store_fail(r, rc, req_what(r, "folder", q->folder_id));
   Mbx__SyncResp *sr = req_pbnew(r, &mbx__sync_resp__descriptor);
@@ -647,6 +658,8 @@ static int h_sync_folders(struct mbx_req *r)
   rc = mbx_store_sync_hierarchy(r->rtxn, r->mailbox_id, q->has_state ? q->state.data : NULL,
                                 q->has_state ? q->state.len : 0,
                                 sync_max(q->has_max_changes, q->max_changes), &r->arena, &res);
+  if (rc == MBX_ESTATE && res.why)
+    return req_sync_refused(r, res.why, "folder hierarchy");
   if (rc < 0)
     return req_store_fail(r, rc, "folder hierarchy");
   Mbx__SyncFoldersResp *sr = req_pbnew(r, &mbx__sync_folders_resp__descriptor);

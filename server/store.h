@@ -290,12 +290,18 @@ struct mbx_sync_result {
   uint8_t *state;                     /* new opaque token, in the arena */
   size_t state_len;
   bool more;                          /* more changes remain: call again with state */
+  const char *why;                    /* MBX_ESTATE: why, when there is more to say than
+                                         "garbled or another scope" (in the arena) */
 };
 
 /* Changes in a folder since `state` (NULL/0 = everything). Walks the folder's change
  * index from the token's change number: cost is proportional to the changes, not
  * to the folder. max_changes 0 = 1000. A token of another folder/database or a
- * garbled one: MBX_ESTATE. */
+ * garbled one: MBX_ESTATE. A token names the lineage it was issued under (the
+ * issuing copy's last lsn and the epoch its history placed it in): one whose lsn this
+ * copy's history does not place in the same epoch came from a discarded history
+ * (a lost tail) and is refused with MBX_ESTATE and res->why; so is one from beyond
+ * this copy's last lsn. Tokens without a lineage (older ones) are accepted. */
 int mbx_store_sync_folder(struct mbx_rtxn *r, uint64_t mailbox_id, uint64_t folder_id,
                           const uint8_t *state, size_t state_len, uint32_t max_changes,
                           struct mbx_arena *a, struct mbx_sync_result *res);

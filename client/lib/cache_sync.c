@@ -319,7 +319,8 @@ static int hier_down(struct mbxc_cache_syncer *s, mbxc_conn *conn)
     Mbx__SyncFoldersResp *r;
     int rc = mbxc_sync_folders(conn, token, tlen, s->max_changes, &r);
     if (rc == MBX_ESTATE && !retried) {
-      /* another database incarnation: start over, and forget what it lacks */
+      /* another database incarnation, or a history a failover discarded: start
+       * over, and forget what it lacks */
       free(token);
       token = NULL;
       tlen = 0;
@@ -650,6 +651,13 @@ static int changed_since(struct mbxc_cache_syncer *s, mbxc_conn *conn, uint64_t 
       *gone_r = true;
       break;
     }
+    if (rc == MBX_ESTATE && tok.len && page == 0) {
+      /* A token the server refuses (another incarnation, a discarded history): ask
+       * for everything instead. Anything there that is not our own echo counts as
+       * changed, so only a folder that is empty on the server is deleted. */
+      tok = (ProtobufCBinaryData){ 0 };
+      continue;
+    }
     if (rc == MBX_ESTATE) {
       *changed_r = true; /* cannot tell: keep it */
       break;
@@ -921,7 +929,7 @@ static int folder_down(struct mbxc_cache_syncer *s, mbxc_conn *conn, uint64_t fo
   for (uint32_t page = 0; page < SYNC_PAGES_MAX; page++) {
     Mbx__SyncResp *r = NULL;
     int rc = mbxc_sync(conn, folder, token, tlen, s->max_changes, &r);
-    if (rc == MBX_ESTATE && !retried) {
+    if (rc == MBX_ESTATE && !retried) { /* the same: the folder starts over */
       free(token);
       token = NULL;
       tlen = 0;
