@@ -327,6 +327,8 @@ int mbx_db_detach_store(struct mbx_db *db, bool to_removing, struct mbx_store **
   int rc = db_go(db, to_removing ? MBX_DB_REMOVING : MBX_DB_SWAPPING);
   if (rc < 0)
     return rc;
+  if (to_removing)
+    mbx_db_stop_repl(db);             /* the copy goes: nothing may pull or replay into it */
   mbx_committer_stop(&db->committer);
   *store_r = db->store;
   db->store = NULL;

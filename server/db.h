@@ -132,8 +132,9 @@ void mbx_db_stop_repl(struct mbx_db *db);
 /* → FAILED with reason; stops replication; the store, if any, stays open. */
 void mbx_db_fail(struct mbx_db *db, const char *reason);
 
-/* PASSIVE → SWAPPING: stops the committer and hands the store to the caller
- * (the seed installer, or the copy remover with to_removing). */
+/* PASSIVE → SWAPPING (the seed installer: the sink that drives it keeps running) or,
+ * with to_removing, → REMOVING (the copy remover: replication stops first). Stops
+ * the committer and hands the store to the caller. */
 int mbx_db_detach_store(struct mbx_db *db, bool to_removing, struct mbx_store **store_r);
 /* SWAPPING → PASSIVE with store (ownership passes), the committer restarted; a
  * failed restart leaves the copy FAILED. REMOVING → PASSIVE the same way when a
