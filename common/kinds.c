@@ -17,3 +17,18 @@ Mbx__FolderClass mbx_kind_folder_class(Mbx__ItemKind k)
     return MBX__FOLDER_CLASS__FOLDER_MAIL;
   }
 }
+
+bool mbx_kind_keyed_write(Mbx__Request__BodyCase c)
+{
+  switch (c) {
+  case MBX__REQUEST__BODY_APPEND: case MBX__REQUEST__BODY_CREATE_ITEM:
+  case MBX__REQUEST__BODY_SET_FLAGS: case MBX__REQUEST__BODY_MOVE:
+  case MBX__REQUEST__BODY_COPY: case MBX__REQUEST__BODY_DELETE:
+  case MBX__REQUEST__BODY_CREATE_FOLDER: case MBX__REQUEST__BODY_UPDATE_FOLDER:
+  case MBX__REQUEST__BODY_DELETE_FOLDER: case MBX__REQUEST__BODY_EMPTY_FOLDER:
+  case MBX__REQUEST__BODY_DELIVER:
+    return true;
+  default:
+    return false;
+  }
+}

@@ -16,6 +16,7 @@
 #include "handler_copy.h"
 #include "handler_move.h"
 #include "handler_repl.h"
+#include "kinds.h"
 #include "log.h"
 #include "mbx_error.h"
 #include "notify.h"
@@ -165,22 +166,6 @@ static int fill_count(struct mbx_req *r)
   return 0;
 }
 
-/* The writes that take an idempotency key (client.proto, Request.idempotency_key). */
-static bool req_keyed_write(Mbx__Request__BodyCase c)
-{
-  switch (c) {
-  case MBX__REQUEST__BODY_APPEND: case MBX__REQUEST__BODY_CREATE_ITEM:
-  case MBX__REQUEST__BODY_SET_FLAGS: case MBX__REQUEST__BODY_MOVE:
-  case MBX__REQUEST__BODY_COPY: case MBX__REQUEST__BODY_DELETE:
-  case MBX__REQUEST__BODY_CREATE_FOLDER: case MBX__REQUEST__BODY_UPDATE_FOLDER:
-  case MBX__REQUEST__BODY_DELETE_FOLDER: case MBX__REQUEST__BODY_EMPTY_FOLDER:
-  case MBX__REQUEST__BODY_DELIVER:
-    return true;
-  default:
-    return false;
-  }
-}
-
 /* Item replies that carry the quota warning (read fresh on every answer). */
 static bool req_quota_reply(Mbx__Request__BodyCase c)
 {
@@ -210,7 +195,7 @@ static int req_fill_reply(struct mbx_req *r)
 static int req_idem_setup(struct mbx_req *r, uint64_t scope_id, uint32_t scope_kind)
 {
   const Mbx__Request *q = r->rq;
-  if (!q->has_idempotency_key || !req_keyed_write(q->body_case))
+  if (!q->has_idempotency_key || !mbx_kind_keyed_write(q->body_case))
     return 0;
   if (q->idempotency_key.len == 0 || q->idempotency_key.len > MBX_STORE_IDEM_KEY_MAX)
     return req_fail(r, MBX_EINVAL, "the idempotency key must be 1 to %d bytes, not %zu",

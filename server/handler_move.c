@@ -37,21 +37,6 @@
 static struct mbx_node *mnode(struct mbx_req *r) { return r->conn->node; }
 static const char *mme(struct mbx_req *r) { return mnode(r)->conf->node_name; }
 
-static int mfail(struct mbx_req *r, int status, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
-
-static int mfail(struct mbx_req *r, int status, const char *fmt, ...)
-{
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
-  va_end(ap);
-  r->status = status;
-  r->errmsg = mbx_arena_strdup(&r->arena, buf);
-  return status;
-}
-
 static bool from_node(const struct mbx_req *r)
 {
   return r->conn->has_role && r->conn->role == MBX__ROLE__ROLE_NODE;
@@ -86,12 +71,12 @@ static void move_end(struct move *m)
 {
   struct mbx_req *r = m->r;
   if (m->err_status < 0) {
-    mfail(r, m->err_status, "%s", m->err);
+    mbx_req_fail(r, m->err_status, "%s", m->err);
     mbx_warning("db %s: switchover to %s failed: %s", m->db->name, m->to, m->err);
   } else {
     Mbx__DbMoveActiveResp *mr = mbx_arena_pbnew(&r->arena, &mbx__db_move_active_resp__descriptor);
     if (!mr) {
-      mfail(r, MBX_ENOMEM, "switched over, but the answer ran out of memory");
+      mbx_req_fail(r, MBX_ENOMEM, "switched over, but the answer ran out of memory");
     } else {
       uint64_t pause = m->pause_us ? m->pause_us : mbx_mono_us() - m->start_mono_us;
       mr->db = m->db->name;
@@ -301,18 +286,18 @@ static int h_move_active(struct mbx_req *r)
   struct mbx_node *n = mnode(r);
   struct mbx_db *db = q->db ? mbx_node_db(n, q->db) : NULL;
   if (!db || !mbx_db_ready(db))
-    return mfail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
+    return mbx_req_fail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
   if (!mbx_db_is_active(db)) {
     struct mbx_store_copy_meta meta;
     if (from_node(r) || mbx_store_get_copy_meta(db->store, &meta) < 0 || !meta.active_node[0])
-      return mfail(r, MBX_ENOTACTIVE, "database %s is not active on %s", db->name, mme(r));
+      return mbx_req_fail(r, MBX_ENOTACTIVE, "database %s is not active on %s", db->name, mme(r));
     return mbx_peer_forward(r, meta.active_node);  /* the active's node runs it */
   }
   if (mbx_db_state(db) != MBX_DB_ACTIVE)
-    return mfail(r, MBX_EBUSY, "database %s on %s is %s: a switchover is already under way",
+    return mbx_req_fail(r, MBX_EBUSY, "database %s on %s is %s: a switchover is already under way",
                  db->name, mme(r), mbx_db_state_name(mbx_db_state(db)));
   if (q->to && strcmp(q->to, mme(r)) == 0)
-    return mfail(r, MBX_EINVAL, "database %s is already active on %s", db->name, mme(r));
+    return mbx_req_fail(r, MBX_EINVAL, "database %s is already active on %s", db->name, mme(r));
   struct mbx_rtxn *t;
   Mbx__CopyLayout *old = NULL;
   int rc = mbx_store_rtxn_begin(db->store, &t);
@@ -321,18 +306,18 @@ static int h_move_active(struct mbx_req *r)
     mbx_store_rtxn_end(&t);
   }
   if (rc < 0)
-    return mfail(r, rc, "database %s: cannot read its copy layout: %s", db->name,
+    return mbx_req_fail(r, rc, "database %s: cannot read its copy layout: %s", db->name,
                  mbx_strerror(rc));
   const char *to = move_pick(r, db, old, q->to);
   if (!to)
     return q->to && *q->to
-             ? mfail(r, MBX_ENOTFOUND, "node %s holds no copy of %s", q->to, db->name)
-             : mfail(r, MBX_ENOTFOUND, "database %s has no passive copy that is pulling now: "
+             ? mbx_req_fail(r, MBX_ENOTFOUND, "node %s holds no copy of %s", q->to, db->name)
+             : mbx_req_fail(r, MBX_ENOTFOUND, "database %s has no passive copy that is pulling now: "
                                        "nowhere to move it without loss", db->name);
   uint64_t rec = 0, rep = 0;
   bool pulling = false;
   if (!mbx_repl_source_copy_pos(db, to, &rec, &rep, &pulling) || !pulling)
-    return mfail(r, MBX_EBUSY, "the copy of %s on %s is not connected to the active: it cannot "
+    return mbx_req_fail(r, MBX_EBUSY, "the copy of %s on %s is not connected to the active: it cannot "
                                "take over without loss (see 'mbx admin copy status %s')",
                  db->name, to, db->name);
   struct move *m = calloc(1, sizeof(*m));
@@ -340,7 +325,7 @@ static int h_move_active(struct mbx_req *r)
   Mbx__CopyLayout *back = mbx_arena_pbnew(&r->arena, &mbx__copy_layout__descriptor);
   if (!m || !l || !back) {
     free(m);
-    return mfail(r, MBX_ENOMEM, "out of memory");
+    return mbx_req_fail(r, MBX_ENOMEM, "out of memory");
   }
   *l = *old;                          /* the same copies, a new active */
   *back = *old;
@@ -370,13 +355,13 @@ static int h_move_active(struct mbx_req *r)
              (unsigned long long)mbx_store_last_lsn(db->store), m->to, (unsigned long long)rec);
   if ((rc = mbx_db_deactivate(db, m->to)) < 0) {
     free(m);
-    return mfail(r, rc, "database %s cannot be drained now", db->name);
+    return mbx_req_fail(r, rc, "database %s cannot be drained now", db->name);
   }
   rc = mbx_committer_submit(db->committer, move_layout_run, move_layout_done, m);
   if (rc < 0) {
     mbx_db_reactivate(db);
     free(m);
-    return mfail(r, rc, "database %s: cannot record the new active: %s", db->name,
+    return mbx_req_fail(r, rc, "database %s: cannot record the new active: %s", db->name,
                  mbx_strerror(rc));
   }
   return 1;
@@ -456,7 +441,7 @@ static void activate_done(int status, void *arg)
 {
   struct activate *a = arg;
   if (status < 0) {
-    mfail(a->r, status, "%s could not become active: %s", mme(a->r), mbx_strerror(status));
+    mbx_req_fail(a->r, status, "%s could not become active: %s", mme(a->r), mbx_strerror(status));
   } else if (a->forced) {
     mbx_warning("db %s: ACTIVATED BY AN OPERATOR (--force) in epoch %llu at lsn %llu: records "
                 "the old active held beyond it are not here", a->db->name,
@@ -478,7 +463,7 @@ static void activate_on_poll(uv_timer_t *t)
   struct activate *a = t->data;
   if (!a->db->store || mbx_db_state(a->db) != MBX_DB_PASSIVE) {
     uv_timer_stop(t);
-    mfail(a->r, MBX_EBUSY, "the copy of %s on %s stopped being passive", a->db->name, mme(a->r));
+    mbx_req_fail(a->r, MBX_EBUSY, "the copy of %s on %s stopped being passive", a->db->name, mme(a->r));
     activate_end(a);
     return;
   }
@@ -486,14 +471,14 @@ static void activate_on_poll(uv_timer_t *t)
     uv_timer_stop(t);
     int rc = mbx_db_retarget(a->n, a->db, "", a->epoch, activate_done, a);
     if (rc < 0) {
-      mfail(a->r, rc, "%s cannot become active: %s", mme(a->r), mbx_strerror(rc));
+      mbx_req_fail(a->r, rc, "%s cannot become active: %s", mme(a->r), mbx_strerror(rc));
       activate_end(a);
     }
     return;
   }
   if (mbx_mono_us() >= a->deadline_mono_us) {
     uv_timer_stop(t);
-    mfail(a->r, MBX_ETIMEDOUT, "the copy of %s on %s has replayed lsn %llu, not %llu, after %d s",
+    mbx_req_fail(a->r, MBX_ETIMEDOUT, "the copy of %s on %s has replayed lsn %llu, not %llu, after %d s",
           a->db->name, mme(a->r), (unsigned long long)mbx_store_last_lsn(a->db->store),
           (unsigned long long)a->at_lsn, ACTIVATE_REPLAY_MS / 1000);
     activate_end(a);
@@ -511,17 +496,17 @@ static int activate_operator_checks(struct mbx_req *r, struct mbx_db *db, uint64
   const char *active = k ? k->meta.active_node : "?";
   int64_t heard_ago_ms = k && k->last_contact_us ? (mbx_now_us() - k->last_contact_us) / 1000 : -1;
   if (k && k->stream && k->got_batch && heard_ago_ms >= 0 && heard_ago_ms < 2000)
-    return mfail(r, MBX_EBUSY, "the active of %s on %s still answers this copy: use 'mbx admin db "
+    return mbx_req_fail(r, MBX_EBUSY, "the active of %s on %s still answers this copy: use 'mbx admin db "
                                "move-active %s --to %s' for a lossless switchover",
                  db->name, active, db->name, mme(r));
   uint64_t known = k ? k->active_last_lsn : 0;
   if (!q->force) {
     if (heard_ago_ms < 0)
-      return mfail(r, MBX_ESTALE, "cannot prove nothing is lost: this copy of %s has never heard "
+      return mbx_req_fail(r, MBX_ESTALE, "cannot prove nothing is lost: this copy of %s has never heard "
                                   "from its active (%s) since it started, and holds lsn %llu; "
                                   "--force activates it anyway", db->name, active,
                    (unsigned long long)pos.received_lsn);
-    return mfail(r, MBX_ESTALE, "cannot prove nothing is lost: %s was last heard %.1f s ago at lsn "
+    return mbx_req_fail(r, MBX_ESTALE, "cannot prove nothing is lost: %s was last heard %.1f s ago at lsn "
                                 "%llu; this copy holds %llu (behind by at least %llu), and "
                                 "anything %s acknowledged after that exists only there; "
                                 "--force activates it anyway",
@@ -545,21 +530,21 @@ static int h_activate(struct mbx_req *r)
   bool operator = !from_node(r) || (q->node && *q->node);
   if (operator && q->node && *q->node && strcmp(q->node, mme(r)) != 0) {
     if (from_node(r))
-      return mfail(r, MBX_EINVAL, "activation of the copy on %s reached %s", q->node, mme(r));
+      return mbx_req_fail(r, MBX_EINVAL, "activation of the copy on %s reached %s", q->node, mme(r));
     return mbx_peer_forward(r, q->node);
   }
   struct mbx_db *db = q->db ? mbx_node_db(n, q->db) : NULL;
   if (!db || !mbx_db_ready(db))
-    return mfail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
+    return mbx_req_fail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
   uint64_t epoch = q->epoch, at_lsn = q->at_lsn;
   Mbx__CopyLayout *layout = NULL;
   if (operator) {
     if (mbx_db_is_active(db))
-      return mfail(r, MBX_EINVAL, "database %s is already active on %s", db->name, mme(r));
+      return mbx_req_fail(r, MBX_EINVAL, "database %s is already active on %s", db->name, mme(r));
     if (mbx_db_state(db) == MBX_DB_DISMOUNTED || mbx_db_state(db) == MBX_DB_MOUNTING) {
       /* the active itself, waiting for the other copies: --force lets it go on */
       if (!q->force)
-        return mfail(r, MBX_ESTALE, "the copy of %s on %s is %s: %s; --force activates it "
+        return mbx_req_fail(r, MBX_ESTALE, "the copy of %s on %s is %s: %s; --force activates it "
                                     "anyway", db->name, mme(r), mbx_db_state_name(mbx_db_state(db)),
                      mbx_db_reason(db));
       epoch = mbx_store_epoch(db->store) + 1;
@@ -585,17 +570,17 @@ static int h_activate(struct mbx_req *r)
     if (mbx_db_state(db) != MBX_DB_PASSIVE) { /* DISMOUNTED/MOUNTING: no replay to wait for */
       struct activate *a = calloc(1, sizeof(*a));
       if (!a)
-        return mfail(r, MBX_ENOMEM, "out of memory");
+        return mbx_req_fail(r, MBX_ENOMEM, "out of memory");
       *a = (struct activate){ .r = r, .n = n, .db = db, .epoch = epoch, .at_lsn = at_lsn,
                               .forced = true, .layout = layout };
       a->timer.data = a;
       if (uv_timer_init(n->loop, &a->timer) != 0) {
         free(a);
-        return mfail(r, MBX_ENOMEM, "cannot activate now");
+        return mbx_req_fail(r, MBX_ENOMEM, "cannot activate now");
       }
       int rc = mbx_db_retarget(n, db, "", epoch, activate_done, a);
       if (rc < 0) {
-        mfail(r, rc, "%s cannot become active: %s", mme(r), mbx_strerror(rc));
+        mbx_req_fail(r, rc, "%s cannot become active: %s", mme(r), mbx_strerror(rc));
         uv_close((uv_handle_t *)&a->timer, activate_timer_closed);
         return rc;
       }
@@ -605,25 +590,25 @@ static int h_activate(struct mbx_req *r)
   if (mbx_db_is_active(db)) {
     if (mbx_db_write_epoch(db) == q->epoch)
       return 0;                       /* a retry of an activation that happened */
-    return mfail(r, MBX_EINVAL, "database %s is already active on %s (epoch %llu)", db->name,
+    return mbx_req_fail(r, MBX_EINVAL, "database %s is already active on %s (epoch %llu)", db->name,
                  mme(r), (unsigned long long)mbx_db_write_epoch(db));
   }
   if (mbx_db_state(db) != MBX_DB_PASSIVE)
-    return mfail(r, MBX_EBUSY, "the copy of %s on %s is %s, not passive", db->name, mme(r),
+    return mbx_req_fail(r, MBX_EBUSY, "the copy of %s on %s is %s, not passive", db->name, mme(r),
                  mbx_db_state_name(mbx_db_state(db)));
   if (epoch <= mbx_store_epoch(db->store))
-    return mfail(r, MBX_EINVAL, "epoch %llu is not newer than this copy's %llu",
+    return mbx_req_fail(r, MBX_EINVAL, "epoch %llu is not newer than this copy's %llu",
                  (unsigned long long)epoch, (unsigned long long)mbx_store_epoch(db->store));
   struct activate *a = calloc(1, sizeof(*a));
   if (!a)
-    return mfail(r, MBX_ENOMEM, "out of memory");
+    return mbx_req_fail(r, MBX_ENOMEM, "out of memory");
   *a = (struct activate){ .r = r, .n = n, .db = db, .epoch = epoch, .at_lsn = at_lsn,
                           .forced = operator, .layout = layout };
   a->deadline_mono_us = mbx_mono_us() + (uint64_t)ACTIVATE_REPLAY_MS * 1000;
   a->timer.data = a;
   if (uv_timer_init(n->loop, &a->timer) != 0) {
     free(a);
-    return mfail(r, MBX_ENOMEM, "cannot wait for the replay");
+    return mbx_req_fail(r, MBX_ENOMEM, "cannot wait for the replay");
   }
   if (db->sink)
     mbx_repl_sink_play_down(db, NULL, NULL);  /* a lagged copy replays everything now */
@@ -639,12 +624,12 @@ static int h_follow(struct mbx_req *r)
   struct mbx_node *n = mnode(r);
   struct mbx_db *db = q->db ? mbx_node_db(n, q->db) : NULL;
   if (!db || !mbx_db_ready(db))
-    return mfail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
+    return mbx_req_fail(r, MBX_ENOTFOUND, "no database '%s' on node %s", q->db ? q->db : "", mme(r));
   if (!q->active_node || strlen(q->active_node) > 63 || strcmp(q->active_node, mme(r)) == 0)
-    return mfail(r, MBX_EINVAL, "follow: bad active node");
+    return mbx_req_fail(r, MBX_EINVAL, "follow: bad active node");
   uint64_t mine = mbx_store_epoch(db->store);
   if (q->epoch < mine)
-    return mfail(r, MBX_ESTALE, "the copy of %s on %s is in epoch %llu, newer than %llu",
+    return mbx_req_fail(r, MBX_ESTALE, "the copy of %s on %s is in epoch %llu, newer than %llu",
                  db->name, mme(r), (unsigned long long)mine, (unsigned long long)q->epoch);
   struct mbx_store_copy_meta m;
   if (mbx_db_state(db) == MBX_DB_PASSIVE && mbx_store_get_copy_meta(db->store, &m) == 0 &&
@@ -655,7 +640,7 @@ static int h_follow(struct mbx_req *r)
                 q->active_node, (unsigned long long)q->epoch);
   int rc = mbx_db_retarget(n, db, q->active_node, 0, NULL, NULL);
   if (rc < 0)
-    return mfail(r, rc, "the copy of %s on %s cannot follow %s now (%s)", db->name, mme(r),
+    return mbx_req_fail(r, rc, "the copy of %s on %s cannot follow %s now (%s)", db->name, mme(r),
                  q->active_node, mbx_db_state_name(mbx_db_state(db)));
   return 0;
 }
@@ -666,6 +651,6 @@ int mbx_handler_move(struct mbx_req *r)
   case MBX__REQUEST__BODY_DB_MOVE_ACTIVE: return h_move_active(r);
   case MBX__REQUEST__BODY_DB_ACTIVATE: return h_activate(r);
   case MBX__REQUEST__BODY_DB_FOLLOW: return h_follow(r);
-  default: return mfail(r, MBX_EPROTO, "not a role request (%d)", (int)r->rq->body_case);
+  default: return mbx_req_fail(r, MBX_EPROTO, "not a role request (%d)", (int)r->rq->body_case);
   }
 }

@@ -108,11 +108,22 @@ static int call_error(struct ctx *x, const char *what, int rc)
 /* output                                                                   */
 /* ======================================================================== */
 
-static int emit_json(const ProtobufCMessage *m)
+/* m as one line of JSON; extra (if not NULL) is more members appended to its object,
+ * e.g. "\"ack_node\":\"node1\"". */
+static int emit_json_with(const ProtobufCMessage *m, const char *extra)
 {
   struct mbx_buf b;
   mbx_buf_init(&b, 0);
   int rc = m ? mbxcli_json_message(&b, m) : mbx_buf_append(&b, "{}", 2);
+  if (rc == 0 && extra && b.len >= 2 && b.data[b.len - 1] == '}') {
+    b.len--;                          /* reopen the object */
+    if (b.len > 1)
+      rc = mbx_buf_append(&b, ",", 1);
+    if (rc == 0)
+      rc = mbx_buf_append(&b, extra, strlen(extra));
+    if (rc == 0)
+      rc = mbx_buf_append(&b, "}", 1);
+  }
   if (rc == 0)
     rc = mbx_buf_append(&b, "\n", 1);
   if (rc == 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
@@ -123,32 +134,23 @@ static int emit_json(const ProtobufCMessage *m)
   return 0;
 }
 
+static int emit_json(const ProtobufCMessage *m)
+{
+  return emit_json_with(m, NULL);
+}
+
 /* A write's result as JSON, with the node and epoch that acknowledged it (so that a
- * history can be checked): {"…":…, "ack_node":"node1", "ack_epoch":3}. */
+ * history can be checked): {"…":…, "ack_node":"node1", "ack_epoch":3}. Node names
+ * are [a-z0-9-] (node_name in mbxd's config): nothing to escape. */
 static int emit_json_ack(struct ctx *x, const ProtobufCMessage *m)
 {
   uint64_t epoch = 0;
   const char *node = mbxc_last_ack(x->conn, &epoch);
-  if (!*node)
+  if (!*node || !mbxcli_valid_node_name(node, strlen(node)))
     return emit_json(m);
-  struct mbx_buf b;
-  mbx_buf_init(&b, 0);
-  int rc = mbxcli_json_message(&b, m);
-  if (rc == 0 && b.len >= 2 && b.data[b.len - 1] == '}') {
-    char tail[128];
-    int n = snprintf(tail, sizeof(tail), "%s\"ack_node\":\"%s\",\"ack_epoch\":%" PRIu64 "}\n",
-                     b.len > 2 ? "," : "", node, epoch);
-    b.len--;
-    rc = mbx_buf_append(&b, tail, (size_t)n);
-  } else if (rc == 0) {
-    rc = mbx_buf_append(&b, "\n", 1);
-  }
-  if (rc == 0 && fwrite(b.data, 1, b.len, stdout) != b.len)
-    rc = MBX_EIO;
-  mbx_buf_free(&b);
-  if (rc < 0)
-    return local_error("cannot write output: %s", mbx_strerror(rc));
-  return 0;
+  char extra[128];
+  snprintf(extra, sizeof(extra), "\"ack_node\":\"%s\",\"ack_epoch\":%" PRIu64, node, epoch);
+  return emit_json_with(m, extra);
 }
 
 /* ======================================================================== */

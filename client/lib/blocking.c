@@ -10,6 +10,7 @@
 
 #include "client_int.h"
 #include "clock.h"
+#include "kinds.h"
 
 /* ======================================================================== */
 /* open / call_sync                                                         */
@@ -133,22 +134,6 @@ static int follow_redirect(mbxc_conn *c, const Mbx__Request *req)
   return 0;
 }
 
-/* The writes the node deduplicates by idempotency key (server/handler.c). */
-static bool call_keyed_write(Mbx__Request__BodyCase c)
-{
-  switch (c) {
-  case MBX__REQUEST__BODY_APPEND: case MBX__REQUEST__BODY_CREATE_ITEM:
-  case MBX__REQUEST__BODY_SET_FLAGS: case MBX__REQUEST__BODY_MOVE:
-  case MBX__REQUEST__BODY_COPY: case MBX__REQUEST__BODY_DELETE:
-  case MBX__REQUEST__BODY_CREATE_FOLDER: case MBX__REQUEST__BODY_UPDATE_FOLDER:
-  case MBX__REQUEST__BODY_DELETE_FOLDER: case MBX__REQUEST__BODY_EMPTY_FOLDER:
-  case MBX__REQUEST__BODY_DELIVER:
-    return true;
-  default:
-    return false;
-  }
-}
-
 static int call_follow(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r);
 
 /* Every write goes out with an idempotency key (a fresh random one when the caller
@@ -160,7 +145,7 @@ int mbxc_call_sync(mbxc_conn *c, Mbx__Request *req, Mbx__Response **resp_r)
   if (!c || !mbxc__own_loop(c) || !req)
     return MBX_EINVAL;
   uint8_t key[16];
-  if (req->has_idempotency_key || !call_keyed_write(req->body_case) ||
+  if (req->has_idempotency_key || !mbx_kind_keyed_write(req->body_case) ||
       getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
     return call_follow(c, req, resp_r);
   req->has_idempotency_key = 1;
